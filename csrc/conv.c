@@ -1,0 +1,101 @@
+/* conv.c: 2-D convolution (cross-correlation, as in every framework) by per-image im2col + GEMM,
+ * forward with fused bias/ReLU, backward-data and backward-weights. The type-generic body is in
+ * conv_impl.h; this file holds the dtype-free helpers and instantiates it for float and double. */
+#include "fastcnn.h"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+static int thread_id(void)
+{
+#if defined(_OPENMP)
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int thread_count(void)
+{
+#if defined(_OPENMP)
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Never more threads than images: each thread owns whole images. */
+static int clamp_threads(int n_threads, ptrdiff_t N)
+{
+#if defined(_OPENMP)
+    if (n_threads < 1) n_threads = 1;
+    if ((ptrdiff_t)n_threads > N) n_threads = N > 0 ? (int)N : 1;
+    return n_threads;
+#else
+    (void)n_threads; (void)N;
+    return 1;
+#endif
+}
+
+/* 1x1, stride 1, no padding: the image itself is the column matrix; no im2col needed. */
+static int is_pointwise(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                        ptrdiff_t PW)
+{
+    return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0;
+}
+
+/* Output columns ow whose input column ow*SW - PW + kw lies inside [0, W): [*lo, *hi). */
+static void valid_range(ptrdiff_t kw, ptrdiff_t PW, ptrdiff_t SW, ptrdiff_t W, ptrdiff_t OW,
+                        ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    ptrdiff_t a = PW - kw;                       /* need ow*SW >= a */
+    ptrdiff_t l = a > 0 ? (a + SW - 1) / SW : 0;
+    ptrdiff_t b = W - 1 + PW - kw;               /* need ow*SW <= b */
+    ptrdiff_t h = b >= 0 ? b / SW + 1 : 0;
+    if (h > OW) h = OW;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+static ptrdiff_t out_size(ptrdiff_t n, ptrdiff_t k, ptrdiff_t s, ptrdiff_t p)
+{
+    return (n + 2 * p - k) / s + 1;
+}
+
+ptrdiff_t fc_conv2d_forward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH,
+                                      ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                                      ptrdiff_t PW, ptrdiff_t OC, int n_threads)
+{
+    (void)OC;
+    if (is_pointwise(KH, KW, SH, SW, PH, PW)) return 0;
+    ptrdiff_t P = out_size(H, KH, SH, PH) * out_size(W, KW, SW, PW);
+    return (ptrdiff_t)(n_threads < 1 ? 1 : n_threads) * C * KH * KW * P;
+}
+
+ptrdiff_t fc_conv2d_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH,
+                                       ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                                       ptrdiff_t PW, ptrdiff_t OC, int n_threads)
+{
+    ptrdiff_t K = C * KH * KW;
+    ptrdiff_t P = out_size(H, KH, SH, PH) * out_size(W, KW, SW, PW);
+    ptrdiff_t col = is_pointwise(KH, KW, SH, SW, PH, PW) ? 0 : K * P;
+    return (ptrdiff_t)(n_threads < 1 ? 1 : n_threads) * (col + OC * K + OC);
+}
+
+#define REAL float
+#define FN(name) name##_f32
+#define GEMM fc_gemm_f32
+#include "conv_impl.h"
+#undef REAL
+#undef FN
+#undef GEMM
+
+#define REAL double
+#define FN(name) name##_f64
+#define GEMM fc_gemm_f64
+#include "conv_impl.h"
+#undef REAL
+#undef FN
+#undef GEMM

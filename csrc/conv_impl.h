@@ -1,0 +1,194 @@
+/* conv_impl.h: type-generic body of the im2col convolution kernels, included by conv.c once per
+ * dtype with REAL (float/double), FN(name) (adds _f32/_f64) and GEMM (fc_gemm_f32/_f64) defined.
+ * Design (PERFORMANCE.md): per-image im2col into a per-thread buffer, one GEMM per image, a fused
+ * epilogue; OpenMP over images with a fixed static split; per-thread dweight partials reduced in
+ * thread order, so a given thread count always gives the same bits. */
+
+/* col (C*KH*KW, OH*OW) = im2col(x_img (C, H, W)); padded cells are 0. For each kernel offset
+ * the valid output columns [ow_lo, ow_hi) are computed once, so the inner copy has no branch. */
+static void FN(im2col)(REAL *restrict col, const REAL *restrict x, ptrdiff_t C, ptrdiff_t H,
+                       ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                       ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OH, ptrdiff_t OW)
+{
+    for (ptrdiff_t c = 0; c < C; ++c) {
+        const REAL *xc = x + c * H * W;
+        for (ptrdiff_t kh = 0; kh < KH; ++kh) {
+            for (ptrdiff_t kw = 0; kw < KW; ++kw) {
+                REAL *row = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                ptrdiff_t ow_lo, ow_hi;
+                valid_range(kw, PW, SW, W, OW, &ow_lo, &ow_hi);
+                for (ptrdiff_t oh = 0; oh < OH; ++oh) {
+                    REAL *dst = row + oh * OW;
+                    ptrdiff_t ih = oh * SH - PH + kh;
+                    if (ih < 0 || ih >= H) {
+                        for (ptrdiff_t ow = 0; ow < OW; ++ow) dst[ow] = 0;
+                        continue;
+                    }
+                    const REAL *src = xc + ih * W - PW + kw;
+                    for (ptrdiff_t ow = 0; ow < ow_lo; ++ow) dst[ow] = 0;
+                    if (SW == 1) {
+                        for (ptrdiff_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] = src[ow];
+                    } else {
+                        for (ptrdiff_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] = src[ow * SW];
+                    }
+                    for (ptrdiff_t ow = ow_hi; ow < OW; ++ow) dst[ow] = 0;
+                }
+            }
+        }
+    }
+}
+
+/* dx_img (C, H, W) = col2im(dcol (C*KH*KW, OH*OW)): the adjoint of im2col (overlaps add). */
+static void FN(col2im)(REAL *restrict dx, const REAL *restrict dcol, ptrdiff_t C, ptrdiff_t H,
+                       ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                       ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OH, ptrdiff_t OW)
+{
+    for (ptrdiff_t i = 0; i < C * H * W; ++i) dx[i] = 0;
+    for (ptrdiff_t c = 0; c < C; ++c) {
+        REAL *dxc = dx + c * H * W;
+        for (ptrdiff_t kh = 0; kh < KH; ++kh) {
+            for (ptrdiff_t kw = 0; kw < KW; ++kw) {
+                const REAL *row = dcol + ((c * KH + kh) * KW + kw) * OH * OW;
+                ptrdiff_t ow_lo, ow_hi;
+                valid_range(kw, PW, SW, W, OW, &ow_lo, &ow_hi);
+                for (ptrdiff_t oh = 0; oh < OH; ++oh) {
+                    ptrdiff_t ih = oh * SH - PH + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    const REAL *src = row + oh * OW;
+                    REAL *dst = dxc + ih * W - PW + kw;
+                    if (SW == 1) {
+                        for (ptrdiff_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] += src[ow];
+                    } else {
+                        for (ptrdiff_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow * SW] += src[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* y_img (OC, P) += bias, then ReLU, while the GEMM's output is still in cache. */
+static void FN(epilogue)(REAL *restrict y, const REAL *restrict bias, ptrdiff_t OC, ptrdiff_t P,
+                         int relu)
+{
+    for (ptrdiff_t oc = 0; oc < OC; ++oc) {
+        REAL *yo = y + oc * P;
+        const REAL b = bias ? bias[oc] : (REAL)0;
+        if (relu) {
+#pragma omp simd
+            for (ptrdiff_t p = 0; p < P; ++p) {
+                REAL v = yo[p] + b;
+                yo[p] = v > 0 ? v : (v != v ? v : (REAL)0);  /* NaN propagates */
+            }
+        } else if (bias) {
+#pragma omp simd
+            for (ptrdiff_t p = 0; p < P; ++p) yo[p] += b;
+        }
+    }
+}
+
+void FN(fc_conv2d_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *weight,
+                           const REAL *bias, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                           ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                           ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads)
+{
+    /* x (N, C, H, W)  weight (OC, K = C*KH*KW)  col (K, P = OH*OW) per thread  y (N, OC, P) */
+    const ptrdiff_t OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
+    const ptrdiff_t K = C * KH * KW, P = OH * OW;
+    const int direct = is_pointwise(KH, KW, SH, SW, PH, PW);
+    if (N <= 0) return;
+    int nt = clamp_threads(n_threads, N);
+    int blas_prev = fc_blas_threads_begin(nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int tid = thread_id(), nth = thread_count();
+        ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
+        REAL *col = workspace + (ptrdiff_t)tid * K * P;
+        for (ptrdiff_t n = n0; n < n1; ++n) {
+            const REAL *xn = x + n * C * H * W;
+            REAL *yn = y + n * OC * P;
+            if (!direct) FN(im2col)(col, xn, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
+            GEMM(0, 0, OC, P, K, (REAL)1, weight, K, direct ? xn : col, P, (REAL)0, yn, P);
+            FN(epilogue)(yn, bias, OC, P, relu);
+        }
+    }
+    fc_blas_threads_end(blas_prev);
+}
+
+void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspace, const REAL *dy,
+                            const REAL *x, const REAL *weight, ptrdiff_t N, ptrdiff_t C,
+                            ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW,
+                            ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+{
+    /* dy (N, OC, P)  x (N, C, H, W)  weight (OC, K)  dweight (OC, K)  dbias (OC)  dx like x.
+     * Per thread: col/dcol (K, P) unless pointwise, then partial dweight (OC, K), dbias (OC). */
+    const ptrdiff_t OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
+    const ptrdiff_t K = C * KH * KW, P = OH * OW;
+    const int direct = is_pointwise(KH, KW, SH, SW, PH, PW);
+    const ptrdiff_t col_size = direct ? 0 : K * P;
+    const ptrdiff_t per_thread = col_size + OC * K + OC;
+    int nt = clamp_threads(n_threads, N);
+    int used = 1;
+    if (N <= 0) {
+        for (ptrdiff_t i = 0; i < OC * K; ++i) dweight[i] = 0;
+        if (dbias) for (ptrdiff_t i = 0; i < OC; ++i) dbias[i] = 0;
+        return;
+    }
+    int blas_prev = fc_blas_threads_begin(nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int tid = thread_id(), nth = thread_count();
+        if (tid == 0) used = nth;
+        ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
+        REAL *col = workspace + (ptrdiff_t)tid * per_thread;
+        REAL *dw_part = col + col_size;
+        REAL *db_part = dw_part + OC * K;
+        for (ptrdiff_t oc = 0; oc < OC; ++oc) db_part[oc] = 0;
+        for (ptrdiff_t n = n0; n < n1; ++n) {
+            const REAL *xn = x + n * C * H * W;
+            const REAL *dyn = dy + n * OC * P;
+            const REAL *cn = xn;
+            if (!direct) {
+                FN(im2col)(col, xn, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
+                cn = col;
+            }
+            /* dweight_part (OC, K) (+)= dy_n (OC, P) @ col^T (P, K) */
+            GEMM(0, 1, OC, K, P, (REAL)1, dyn, P, cn, P, n == n0 ? (REAL)0 : (REAL)1, dw_part, K);
+            for (ptrdiff_t oc = 0; oc < OC; ++oc) {
+                const REAL *d = dyn + oc * P;
+                double s = 0;
+                for (ptrdiff_t p = 0; p < P; ++p) s += d[p];
+                db_part[oc] += (REAL)s;
+            }
+            if (dx) {
+                /* dcol (K, P) = weight^T (K, OC) @ dy_n (OC, P); pointwise: dcol is dx_n. */
+                REAL *dxn = dx + n * C * H * W;
+                if (direct) {
+                    GEMM(1, 0, K, P, OC, (REAL)1, weight, K, dyn, P, (REAL)0, dxn, P);
+                } else {
+                    GEMM(1, 0, K, P, OC, (REAL)1, weight, K, dyn, P, (REAL)0, col, P);
+                    FN(col2im)(dxn, col, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
+                }
+            }
+        }
+        if (n1 == n0) {  /* a thread without images still owns a (zero) partial */
+            for (ptrdiff_t i = 0; i < OC * K; ++i) dw_part[i] = 0;
+        }
+#pragma omp barrier
+        /* Reduce partials in thread order, each element by one thread: deterministic. */
+#pragma omp for schedule(static)
+        for (ptrdiff_t i = 0; i < OC * K; ++i) {
+            REAL s = workspace[col_size + i];
+            for (int t = 1; t < nth; ++t) s += workspace[t * per_thread + col_size + i];
+            dweight[i] = s;
+        }
+    }
+    if (dbias) {
+        for (ptrdiff_t oc = 0; oc < OC; ++oc) {
+            REAL s = workspace[col_size + OC * K + oc];
+            for (int t = 1; t < used; ++t) s += workspace[t * per_thread + col_size + OC * K + oc];
+            dbias[oc] = s;
+        }
+    }
+    fc_blas_threads_end(blas_prev);
+}

@@ -1,0 +1,155 @@
+/* fastcnn.h: the C99 kernel API of fastcnn, called from fastcnn/_kernels.pyx without the GIL.
+ * Plain C: no Python.h, no numpy headers, no validation. The caller (fastcnn/functional.py) has
+ * checked every shape, dtype and size and allocated every output and workspace.
+ * Conventions: outputs first, then const inputs, then sizes, then n_threads; exported names start
+ * with fc_; _f32/_f64 variants come from one type-generic body; every size and offset is ptrdiff_t.
+ * All arrays are C-contiguous; images are NCHW. */
+#ifndef FASTCNN_H
+#define FASTCNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- BLAS and threads (blas.c) ------------------------------------------------------------ */
+/* Fortran-ABI GEMM, as exported by scipy.linalg.cython_blas (column-major). */
+typedef void (*fc_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, float *alpha,
+                            float *a, int *lda, float *b, int *ldb, float *beta, float *c, int *ldc);
+typedef void (*fc_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, double *alpha,
+                            double *a, int *lda, double *b, int *ldb, double *beta, double *c,
+                            int *ldc);
+/* OpenBLAS thread control (may be NULL when the BLAS is not OpenBLAS). */
+typedef int (*fc_blas_set_threads_local_fn)(int);
+typedef void (*fc_blas_set_threads_fn)(int);
+typedef int (*fc_blas_get_threads_fn)(void);
+
+void fc_register_blas(fc_sgemm_fn sgemm, fc_dgemm_fn dgemm);
+void fc_register_blas_threads(fc_blas_set_threads_fn set_threads, fc_blas_get_threads_fn get_threads);
+
+/* Row-major C = alpha * op(A) @ op(B) + beta * C, with A (M,K) or (K,M) when trans_a, etc.
+ * Wraps the registered column-major GEMM through the transpose swap. */
+void fc_gemm_f32(int trans_a, int trans_b, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float alpha,
+                 const float *A, ptrdiff_t lda, const float *B, ptrdiff_t ldb, float beta, float *C,
+                 ptrdiff_t ldc);
+void fc_gemm_f64(int trans_a, int trans_b, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, double alpha,
+                 const double *A, ptrdiff_t lda, const double *B, ptrdiff_t ldb, double beta,
+                 double *C, ptrdiff_t ldc);
+
+/* Pins BLAS to one thread for the duration of one of our parallel regions; returns the previous
+ * count to hand back to fc_blas_threads_end (or -1 when nothing was changed). */
+int fc_blas_threads_begin(int our_threads);
+void fc_blas_threads_end(int previous);
+int fc_blas_get_num_threads(void);
+
+/* ---- build facts (config.c) ---------------------------------------------------------------- */
+int fc_openmp_enabled(void);
+int fc_omp_max_threads(void);
+const char *fc_simd_level(void);   /* "avx512f", "avx2", "sse2" or "portable": what the CPU offers */
+const char *fc_compile_flags(void);
+
+/* ---- convolution (conv.c) -----------------------------------------------------------------
+ * x: (N, C, H, W)   weight: (OC, C, KH, KW)   bias: (OC) or NULL   y: (N, OC, OH, OW)
+ * OH = (H + 2*PH - KH) / SH + 1, OW likewise. Per image: col (C*KH*KW, OH*OW) = im2col(x[n]),
+ * y[n] = weight (OC, C*KH*KW) @ col, then bias (+ ReLU) in one pass.
+ * Workspace sizes are in elements of the kernel's dtype. */
+ptrdiff_t fc_conv2d_forward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH,
+                                      ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                                      ptrdiff_t PW, ptrdiff_t OC, int n_threads);
+ptrdiff_t fc_conv2d_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH,
+                                       ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                                       ptrdiff_t PW, ptrdiff_t OC, int n_threads);
+
+void fc_conv2d_forward_f32(float *y, float *workspace, const float *x, const float *weight,
+                           const float *bias, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                           ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                           ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads);
+void fc_conv2d_forward_f64(double *y, double *workspace, const double *x, const double *weight,
+                           const double *bias, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                           ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                           ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads);
+
+/* dx (N, C, H, W) or NULL to skip; dweight (OC, C, KH, KW) overwritten; dbias (OC) or NULL. */
+void fc_conv2d_backward_f32(float *dx, float *dweight, float *dbias, float *workspace,
+                            const float *dy, const float *x, const float *weight, ptrdiff_t N,
+                            ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH,
+                            ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                            int n_threads);
+void fc_conv2d_backward_f64(double *dx, double *dweight, double *dbias, double *workspace,
+                            const double *dy, const double *x, const double *weight, ptrdiff_t N,
+                            ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH,
+                            ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                            int n_threads);
+
+/* ---- pooling (pool.c) ---------------------------------------------------------------------
+ * x: (P, H, W) with P = N*C planes   y, argmax: (P, OH, OW)
+ * argmax[p, i, j] = h*W + w of the winning input cell of plane p (padded cells never win; a NaN
+ * in the window wins, so NaN propagates). argmax may be NULL (no backward needed).
+ * count_include_pad: average divides by KH*KW (PyTorch's default) or by the real cells only. */
+void fc_max_pool2d_forward_f32(float *y, int32_t *argmax, const float *x, ptrdiff_t P, ptrdiff_t H,
+                               ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                               ptrdiff_t PH, ptrdiff_t PW, int n_threads);
+void fc_max_pool2d_forward_f64(double *y, int32_t *argmax, const double *x, ptrdiff_t P,
+                               ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH,
+                               ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW, int n_threads);
+/* dx (P, H, W) is overwritten. Returns the number of argmax entries outside [0, H*W) (skipped):
+ * the caller raises when it is not 0, so corrupted indices can never write out of bounds. */
+ptrdiff_t fc_max_pool2d_backward_f32(float *dx, const float *dy, const int32_t *argmax, ptrdiff_t P,
+                                     ptrdiff_t H, ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW,
+                                     int n_threads);
+ptrdiff_t fc_max_pool2d_backward_f64(double *dx, const double *dy, const int32_t *argmax,
+                                     ptrdiff_t P, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OH,
+                                     ptrdiff_t OW, int n_threads);
+void fc_avg_pool2d_forward_f32(float *y, const float *x, ptrdiff_t P, ptrdiff_t H, ptrdiff_t W,
+                               ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                               ptrdiff_t PW, int count_include_pad, int n_threads);
+void fc_avg_pool2d_forward_f64(double *y, const double *x, ptrdiff_t P, ptrdiff_t H, ptrdiff_t W,
+                               ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                               ptrdiff_t PW, int count_include_pad, int n_threads);
+/* dx (P, H, W) is overwritten. */
+void fc_avg_pool2d_backward_f32(float *dx, const float *dy, ptrdiff_t P, ptrdiff_t H, ptrdiff_t W,
+                                ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                                ptrdiff_t PH, ptrdiff_t PW, int count_include_pad, int n_threads);
+void fc_avg_pool2d_backward_f64(double *dx, const double *dy, ptrdiff_t P, ptrdiff_t H,
+                                ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH,
+                                ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW, int count_include_pad,
+                                int n_threads);
+
+/* ---- batch normalization (batchnorm.c) ----------------------------------------------------
+ * x, y, dy, dx: (N, C, S) with S = H*W for 4-D input and S = 1 for (N, F) input.
+ * gamma, beta, running_*, save_*, dgamma, dbeta: (C).
+ * Training: mean and biased variance per channel accumulated in double (two passes);
+ * save_mean = mean, save_invstd = 1/sqrt(var + eps); y = (x - mean) * invstd * gamma + beta.
+ * When running_mean/running_var are not NULL: running = (1 - momentum) * running + momentum *
+ * batch, the variance unbiased (times M/(M-1), M = N*S; the caller forbids M == 1 in training).
+ * Eval: the same affine map with the running statistics. */
+void fc_batch_norm_forward_train_f32(float *y, float *save_mean, float *save_invstd,
+                                     float *running_mean, float *running_var, const float *x,
+                                     const float *gamma, const float *beta, ptrdiff_t N,
+                                     ptrdiff_t C, ptrdiff_t S, double eps, double momentum,
+                                     int n_threads);
+void fc_batch_norm_forward_train_f64(double *y, double *save_mean, double *save_invstd,
+                                     double *running_mean, double *running_var, const double *x,
+                                     const double *gamma, const double *beta, ptrdiff_t N,
+                                     ptrdiff_t C, ptrdiff_t S, double eps, double momentum,
+                                     int n_threads);
+void fc_batch_norm_forward_eval_f32(float *y, const float *x, const float *gamma,
+                                    const float *beta, const float *running_mean,
+                                    const float *running_var, ptrdiff_t N, ptrdiff_t C,
+                                    ptrdiff_t S, double eps, int n_threads);
+void fc_batch_norm_forward_eval_f64(double *y, const double *x, const double *gamma,
+                                    const double *beta, const double *running_mean,
+                                    const double *running_var, ptrdiff_t N, ptrdiff_t C,
+                                    ptrdiff_t S, double eps, int n_threads);
+/* training != 0: the batch statistics depend on x, so
+ *   dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))   (means over N*S)
+ * training == 0: save_mean/save_invstd are the running statistics (constants): dx = gamma*invstd*dy.
+ * Always: dgamma = sum(dy * xhat), dbeta = sum(dy), accumulated in double. */
+void fc_batch_norm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                const float *x, const float *gamma, const float *save_mean,
+                                const float *save_invstd, ptrdiff_t N, ptrdiff_t C, ptrdiff_t S,
+                                int training, int n_threads);
+void fc_batch_norm_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
+                                const double *x, const double *gamma, const double *save_mean,
+                                const double *save_invstd, ptrdiff_t N, ptrdiff_t C, ptrdiff_t S,
+                                int training, int n_threads);
+
+#endif /* FASTCNN_H */

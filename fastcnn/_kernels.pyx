@@ -1,0 +1,190 @@
+# _kernels.pyx: thin Cython wrappers over the C99 kernels of csrc/ (declared in _kernels.pxd).
+# No validation here: fastcnn/functional.py has checked every shape and dtype and allocated every
+# output and workspace. Arrays arrive as flat C-contiguous 1-D views; an EMPTY array stands for a
+# NULL pointer (no bias, dx not wanted, no argmax, no running statistics). The GIL is released
+# around every C call. Shapes are in csrc/fastcnn.h.
+from cython cimport floating
+from libc.stdint cimport int32_t, intptr_t
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+# The kernels call SciPy's BLAS through these pointers: no BLAS is linked into fastcnn itself.
+fc_register_blas(<fc_sgemm_fn>sgemm, <fc_dgemm_fn>dgemm)
+
+
+cdef inline floating* _ptr(floating[::1] a) noexcept nogil:
+    return NULL if a.shape[0] == 0 else &a[0]
+
+
+cdef inline const floating* _cptr(const floating[::1] a) noexcept nogil:
+    return NULL if a.shape[0] == 0 else &a[0]
+
+
+def register_blas_threads(intptr_t set_threads, intptr_t get_threads):
+    """Hand the addresses of OpenBLAS's set/get_num_threads to C (0, 0 to disable pinning)."""
+    fc_register_blas_threads(<fc_blas_set_threads_fn>set_threads,
+                             <fc_blas_get_threads_fn>get_threads)
+
+
+def blas_num_threads():
+    """The BLAS's current thread count, or -1 when unknown."""
+    return fc_blas_get_num_threads()
+
+
+def build_info():
+    return {
+        "openmp": bool(fc_openmp_enabled()),
+        "omp_max_threads": fc_omp_max_threads(),
+        "simd": fc_simd_level().decode(),
+        "cflags": fc_compile_flags().decode(),
+    }
+
+
+def conv2d_forward_workspace(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH,
+                             Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
+                             Py_ssize_t PW, Py_ssize_t OC, int n_threads):
+    return fc_conv2d_forward_workspace(C, H, W, KH, KW, SH, SW, PH, PW, OC, n_threads)
+
+
+def conv2d_backward_workspace(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH,
+                              Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
+                              Py_ssize_t PW, Py_ssize_t OC, int n_threads):
+    return fc_conv2d_backward_workspace(C, H, W, KH, KW, SH, SW, PH, PW, OC, n_threads)
+
+
+def conv2d_forward(floating[::1] y, floating[::1] workspace,                    # OUT
+                   const floating[::1] x, const floating[::1] weight,            # IN
+                   const floating[::1] bias,                                     # IN (empty: none)
+                   Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OC,
+                   Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
+                   Py_ssize_t PW, bint relu, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_conv2d_forward_f32(_ptr(y), _ptr(workspace), _cptr(x), _cptr(weight), _cptr(bias),
+                                  N, C, H, W, OC, KH, KW, SH, SW, PH, PW, relu, n_threads)
+        else:
+            fc_conv2d_forward_f64(_ptr(y), _ptr(workspace), _cptr(x), _cptr(weight), _cptr(bias),
+                                  N, C, H, W, OC, KH, KW, SH, SW, PH, PW, relu, n_threads)
+
+
+def conv2d_backward(floating[::1] dx, floating[::1] dweight, floating[::1] dbias,  # OUT (dx, dbias may be empty)
+                    floating[::1] workspace,                                       # OUT (scratch)
+                    const floating[::1] dy, const floating[::1] x,                 # IN
+                    const floating[::1] weight,                                    # IN
+                    Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OC,
+                    Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
+                    Py_ssize_t PW, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_conv2d_backward_f32(_ptr(dx), _ptr(dweight), _ptr(dbias), _ptr(workspace),
+                                   _cptr(dy), _cptr(x), _cptr(weight),
+                                   N, C, H, W, OC, KH, KW, SH, SW, PH, PW, n_threads)
+        else:
+            fc_conv2d_backward_f64(_ptr(dx), _ptr(dweight), _ptr(dbias), _ptr(workspace),
+                                   _cptr(dy), _cptr(x), _cptr(weight),
+                                   N, C, H, W, OC, KH, KW, SH, SW, PH, PW, n_threads)
+
+
+def max_pool2d_forward(floating[::1] y, int32_t[::1] argmax,                  # OUT (argmax may be empty)
+                       const floating[::1] x,                                 # IN
+                       Py_ssize_t P, Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW,
+                       Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW, int n_threads):
+    cdef int32_t *am = NULL if argmax.shape[0] == 0 else &argmax[0]
+    with nogil:
+        if floating is float:
+            fc_max_pool2d_forward_f32(_ptr(y), am, _cptr(x), P, H, W, KH, KW, SH, SW, PH, PW,
+                                      n_threads)
+        else:
+            fc_max_pool2d_forward_f64(_ptr(y), am, _cptr(x), P, H, W, KH, KW, SH, SW, PH, PW,
+                                      n_threads)
+
+
+def max_pool2d_backward(floating[::1] dx,                                     # OUT
+                        const floating[::1] dy, const int32_t[::1] argmax,    # IN
+                        Py_ssize_t P, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                        int n_threads):
+    """Returns the number of out-of-range argmax entries (skipped)."""
+    cdef Py_ssize_t bad
+    cdef const int32_t *am = NULL if argmax.shape[0] == 0 else &argmax[0]
+    with nogil:
+        if floating is float:
+            bad = fc_max_pool2d_backward_f32(_ptr(dx), _cptr(dy), am, P, H, W, OH, OW, n_threads)
+        else:
+            bad = fc_max_pool2d_backward_f64(_ptr(dx), _cptr(dy), am, P, H, W, OH, OW, n_threads)
+    return bad
+
+
+def avg_pool2d_forward(floating[::1] y, const floating[::1] x,
+                       Py_ssize_t P, Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW,
+                       Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+                       bint count_include_pad, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_avg_pool2d_forward_f32(_ptr(y), _cptr(x), P, H, W, KH, KW, SH, SW, PH, PW,
+                                      count_include_pad, n_threads)
+        else:
+            fc_avg_pool2d_forward_f64(_ptr(y), _cptr(x), P, H, W, KH, KW, SH, SW, PH, PW,
+                                      count_include_pad, n_threads)
+
+
+def avg_pool2d_backward(floating[::1] dx, const floating[::1] dy,
+                        Py_ssize_t P, Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW,
+                        Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+                        bint count_include_pad, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_avg_pool2d_backward_f32(_ptr(dx), _cptr(dy), P, H, W, KH, KW, SH, SW, PH, PW,
+                                       count_include_pad, n_threads)
+        else:
+            fc_avg_pool2d_backward_f64(_ptr(dx), _cptr(dy), P, H, W, KH, KW, SH, SW, PH, PW,
+                                       count_include_pad, n_threads)
+
+
+def batch_norm_forward_train(floating[::1] y, floating[::1] save_mean,          # OUT
+                             floating[::1] save_invstd,                          # OUT
+                             floating[::1] running_mean, floating[::1] running_var,  # IN/OUT (may be empty)
+                             const floating[::1] x, const floating[::1] gamma,   # IN
+                             const floating[::1] beta,                           # IN
+                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, double eps,
+                             double momentum, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_batch_norm_forward_train_f32(_ptr(y), _ptr(save_mean), _ptr(save_invstd),
+                                            _ptr(running_mean), _ptr(running_var), _cptr(x),
+                                            _cptr(gamma), _cptr(beta), N, C, S, eps, momentum,
+                                            n_threads)
+        else:
+            fc_batch_norm_forward_train_f64(_ptr(y), _ptr(save_mean), _ptr(save_invstd),
+                                            _ptr(running_mean), _ptr(running_var), _cptr(x),
+                                            _cptr(gamma), _cptr(beta), N, C, S, eps, momentum,
+                                            n_threads)
+
+
+def batch_norm_forward_eval(floating[::1] y, const floating[::1] x,
+                            const floating[::1] gamma, const floating[::1] beta,
+                            const floating[::1] running_mean, const floating[::1] running_var,
+                            Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, double eps, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_batch_norm_forward_eval_f32(_ptr(y), _cptr(x), _cptr(gamma), _cptr(beta),
+                                           _cptr(running_mean), _cptr(running_var), N, C, S, eps,
+                                           n_threads)
+        else:
+            fc_batch_norm_forward_eval_f64(_ptr(y), _cptr(x), _cptr(gamma), _cptr(beta),
+                                           _cptr(running_mean), _cptr(running_var), N, C, S, eps,
+                                           n_threads)
+
+
+def batch_norm_backward(floating[::1] dx, floating[::1] dgamma, floating[::1] dbeta,  # OUT
+                        const floating[::1] dy, const floating[::1] x,                # IN
+                        const floating[::1] gamma, const floating[::1] save_mean,     # IN
+                        const floating[::1] save_invstd,                              # IN
+                        Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, bint training, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_batch_norm_backward_f32(_ptr(dx), _ptr(dgamma), _ptr(dbeta), _cptr(dy), _cptr(x),
+                                       _cptr(gamma), _cptr(save_mean), _cptr(save_invstd),
+                                       N, C, S, training, n_threads)
+        else:
+            fc_batch_norm_backward_f64(_ptr(dx), _ptr(dgamma), _ptr(dbeta), _cptr(dy), _cptr(x),
+                                       _cptr(gamma), _cptr(save_mean), _cptr(save_invstd),
+                                       N, C, S, training, n_threads)

@@ -1,0 +1,619 @@
+"""Stateless forward/backward functions over NumPy arrays (NCHW): fastcnn's one Python/C seam.
+
+Every function here validates its inputs once (TypeError/ValueError naming the argument and the
+shapes), makes non-contiguous, Fortran-ordered or read-only inputs usable (one copy only when
+needed), allocates outputs and workspaces, and calls the selected backend: the compiled kernels
+("fast", the default) or the pure-NumPy teaching copy fastcnn._reference ("reference").
+Below this module nothing validates; above it nobody knows C exists. Spec: docs/functional-api.md.
+"""
+import contextlib
+import os
+import threading
+
+import numpy as np
+
+from fastcnn import _kernels
+from fastcnn._config import get_num_threads
+
+__all__ = [
+    "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+    "avg_pool2d_backward", "batch_norm", "batch_norm_backward", "relu", "relu_backward",
+    "softmax_cross_entropy", "softmax_cross_entropy_backward", "conv_output_size",
+    "get_backend", "set_backend", "use_backend",
+]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_INT32_MAX = 2**31 - 1            # BLAS dimensions and pooling indices are 32-bit
+_BYTES_MAX = np.iinfo(np.intp).max
+
+# ---------------------------------------------------------------------------------------------
+# backend selection
+
+_BACKENDS = ("fast", "reference")
+
+
+def _backend_from_env():
+    name = os.environ.get("FASTCNN_BACKEND", "fast").strip().lower() or "fast"
+    if name not in _BACKENDS:
+        raise ValueError(f"FASTCNN_BACKEND must be one of {_BACKENDS}, got {name!r}")
+    return name
+
+
+_backend = _backend_from_env()
+
+
+def get_backend():
+    """'fast' (compiled kernels, the default) or 'reference' (pure NumPy)."""
+    return _backend
+
+
+def set_backend(name):
+    """Select the backend for every following call: 'fast' or 'reference'."""
+    global _backend
+    if name not in _BACKENDS:
+        raise ValueError(f"set_backend: name must be one of {_BACKENDS}, got {name!r}")
+    _backend = name
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Context manager: `with F.use_backend("reference"): ...` restores the previous backend."""
+    previous = get_backend()
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def _reference():
+    from fastcnn import _reference as ref
+    return ref
+
+
+# ---------------------------------------------------------------------------------------------
+# validation helpers (each error names the function, the argument and the shapes)
+
+def _shape_of(a):
+    return getattr(a, "shape", None)
+
+
+def _check_array(fn, name, a, ndims):
+    """A float32/float64 ndarray of one of the given ndims (not yet made contiguous)."""
+    if a is None:
+        raise TypeError(f"{fn}: {name} must be an array, got None")
+    if not isinstance(a, np.ndarray):
+        if isinstance(a, (list, tuple)) or np.isscalar(a):
+            a = np.asarray(a)
+        else:
+            raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype not in _FLOATS:
+        raise TypeError(f"{fn}: {name} must be float32 or float64, got dtype {a.dtype} "
+                        f"({name}.shape={a.shape})")
+    if a.ndim not in ndims:
+        want = " or ".join(f"{d}-D" for d in ndims)
+        raise ValueError(f"{fn}: {name} must be {want}, got {a.ndim}-D ({name}.shape={a.shape})")
+    return a
+
+
+def _check_same_dtype(fn, ref_name, ref, **others):
+    for name, a in others.items():
+        if a is not None and a.dtype != ref.dtype:
+            raise TypeError(f"{fn}: {name} has dtype {a.dtype} but {ref_name} has dtype "
+                            f"{ref.dtype}; convert both to one float dtype")
+
+
+def _pair(fn, name, v, minimum):
+    """An int or a pair of ints, each >= minimum -> (h, w)."""
+    if isinstance(v, (tuple, list)) and len(v) == 2:
+        items = tuple(v)
+    elif isinstance(v, (tuple, list)):
+        raise ValueError(f"{fn}: {name} must be an int or a pair (h, w), got {v!r}")
+    else:
+        items = (v, v)
+    out = []
+    for item in items:
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+            raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {v!r}")
+        if item < minimum:
+            raise ValueError(f"{fn}: {name} must be >= {minimum}, got {v!r}")
+        out.append(int(item))
+    return tuple(out)
+
+
+def _check_positive_dims(fn, name, shape, dims):
+    for d in dims:
+        if shape[d] < 1:
+            raise ValueError(f"{fn}: {name} must have size >= 1 in dimension {d} "
+                             f"({name}.shape={shape})")
+
+
+def _check_size(fn, what, n_elements, itemsize):
+    if n_elements * itemsize > _BYTES_MAX:
+        raise ValueError(f"{fn}: {what} would need {n_elements} elements "
+                         f"({n_elements * itemsize} bytes), more than this machine can address")
+
+
+def _check_blas_dim(fn, what, value):
+    if value > _INT32_MAX:
+        raise ValueError(f"{fn}: {what} = {value} exceeds the 32-bit BLAS limit {_INT32_MAX}")
+
+
+def _contig(a):
+    """C-contiguous (copied only when needed); read-only arrays are fine for inputs."""
+    return np.ascontiguousarray(a)
+
+
+def _flat(a):
+    return a.reshape(-1)
+
+
+def conv_output_size(size, kernel, stride=1, padding=0):
+    """floor((size + 2*padding - kernel) / stride) + 1, the convention of every framework."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _output_hw(fn, x_shape, kernel, stride, padding, kernel_name="kernel"):
+    (H, W), (KH, KW), (SH, SW), (PH, PW) = x_shape[-2:], kernel, stride, padding
+    if KH > H + 2 * PH or KW > W + 2 * PW:
+        raise ValueError(f"{fn}: {kernel_name} ({KH}, {KW}) is larger than the padded input "
+                         f"({H + 2 * PH}, {W + 2 * PW}) (x.shape={tuple(x_shape)}, "
+                         f"padding={padding})")
+    OH, OW = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
+    if OH < 1 or OW < 1:
+        raise ValueError(f"{fn}: output size ({OH}, {OW}) < 1 for x.shape={tuple(x_shape)}, "
+                         f"{kernel_name}=({KH}, {KW}), stride={stride}, padding={padding}")
+    return OH, OW
+
+
+def _check_grad_shape(fn, dy, expected, what="the forward output"):
+    if tuple(dy.shape) != tuple(expected):
+        raise ValueError(f"{fn}: dy.shape={tuple(dy.shape)} does not match {what} shape "
+                         f"{tuple(expected)}")
+
+
+# A grow-only scratch buffer per thread and dtype, so steady-state training allocates no
+# workspace: the per-thread im2col columns are reused from call to call.
+_scratch = threading.local()
+
+
+def _workspace(n_elements, dtype):
+    cache = getattr(_scratch, "buffers", None)
+    if cache is None:
+        cache = _scratch.buffers = {}
+    buf = cache.get(dtype)
+    if buf is None or buf.size < n_elements:
+        buf = np.empty(max(n_elements, 1), dtype=dtype)
+        cache[dtype] = buf
+    return buf[:n_elements]
+
+
+# ---------------------------------------------------------------------------------------------
+# convolution
+
+def _conv_checks(fn, x, weight, stride, padding):
+    x = _check_array(fn, "x", x, (4,))
+    weight = _check_array(fn, "weight", weight, (4,))
+    _check_same_dtype(fn, "x", x, weight=weight)
+    stride = _pair(fn, "stride", stride, 1)
+    padding = _pair(fn, "padding", padding, 0)
+    if weight.shape[1] != x.shape[1]:
+        raise ValueError(f"{fn}: weight has {weight.shape[1]} input channels but x has "
+                         f"{x.shape[1]} (x.shape={x.shape}, weight.shape={weight.shape})")
+    _check_positive_dims(fn, "x", x.shape, (1, 2, 3))
+    _check_positive_dims(fn, "weight", weight.shape, (0, 1, 2, 3))
+    OH, OW = _output_hw(fn, x.shape, weight.shape[2:], stride, padding)
+    N, C, H, W = x.shape
+    OC, _, KH, KW = weight.shape
+    K, P = C * KH * KW, OH * OW
+    for what, value in (("C*KH*KW", K), ("OH*OW", P), ("out_channels", OC)):
+        _check_blas_dim(fn, what, value)
+    nt = get_num_threads()
+    _check_size(fn, "the output", N * OC * P, x.itemsize)
+    _check_size(fn, "the im2col workspace", nt * (K * P + OC * K + OC), x.itemsize)
+    return x, weight, stride, padding, (OH, OW)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, relu=False):
+    """2-D convolution (cross-correlation), optionally with the ReLU fused into the same pass.
+
+    x (N, C, H, W), weight (OC, C, KH, KW), bias (OC,) or None -> y (N, OC, OH, OW) with
+    OH = (H + 2*PH - KH) // SH + 1 (likewise OW);
+    y[n, o, i, j] = bias[o] + sum_{c,u,v} weight[o, c, u, v] * xpad[n, c, i*SH + u, j*SW + v],
+    then max(y, 0) when relu=True. stride and padding: an int or a pair (h, w).
+    """
+    fn = "conv2d"
+    x, weight, stride, padding, (OH, OW) = _conv_checks(fn, x, weight, stride, padding)
+    if bias is not None:
+        bias = _check_array(fn, "bias", bias, (1,))
+        _check_same_dtype(fn, "x", x, bias=bias)
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"{fn}: bias has {bias.shape[0]} entries but weight has "
+                             f"{weight.shape[0]} output channels (bias.shape={bias.shape}, "
+                             f"weight.shape={weight.shape})")
+    N, C, H, W = x.shape
+    OC, _, KH, KW = weight.shape
+    if N == 0:
+        return np.empty((0, OC, OH, OW), dtype=x.dtype)
+    x, weight = _contig(x), _contig(weight)
+    bias = _contig(bias) if bias is not None else None
+    if _backend == "reference":
+        return _reference().conv2d_forward(x, weight, bias, stride, padding, bool(relu))
+    nt = get_num_threads()
+    y = np.empty((N, OC, OH, OW), dtype=x.dtype)
+    ws = _workspace(_kernels.conv2d_forward_workspace(C, H, W, KH, KW, *stride, *padding, OC, nt),
+                    x.dtype)
+    empty = np.empty(0, dtype=x.dtype)
+    _kernels.conv2d_forward(_flat(y), ws, _flat(x), _flat(weight),
+                            empty if bias is None else bias, N, C, H, W, OC, KH, KW,
+                            *stride, *padding, bool(relu), nt)
+    return y
+
+
+def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias=True):
+    """Gradients of conv2d: (dx or None, dweight, dbias or None).
+
+    dy (N, OC, OH, OW) is dL/dy; if the forward fused a ReLU, mask it first with
+    relu_backward(dy, y). dweight[o,c,u,v] = sum_{n,i,j} dy[n,o,i,j] * xpad[n,c,i*SH+u,j*SW+v],
+    dbias[o] = sum_{n,i,j} dy[n,o,i,j], dx = the adjoint of the forward map applied to dy.
+    need_dx=False skips dx (a network's first layer needs no input gradient).
+    """
+    fn = "conv2d_backward"
+    x, weight, stride, padding, (OH, OW) = _conv_checks(fn, x, weight, stride, padding)
+    dy = _check_array(fn, "dy", dy, (4,))
+    _check_same_dtype(fn, "x", x, dy=dy)
+    N, C, H, W = x.shape
+    OC, _, KH, KW = weight.shape
+    _check_grad_shape(fn, dy, (N, OC, OH, OW))
+    if N == 0:
+        dx = np.zeros(x.shape, dtype=x.dtype) if need_dx else None
+        return dx, np.zeros(weight.shape, x.dtype), (np.zeros(OC, x.dtype) if need_dbias else None)
+    x, weight, dy = _contig(x), _contig(weight), _contig(dy)
+    if _backend == "reference":
+        return _reference().conv2d_backward(dy, x, weight, stride, padding, bool(need_dx),
+                                            bool(need_dbias))
+    nt = get_num_threads()
+    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
+    dweight = np.empty(weight.shape, dtype=x.dtype)
+    dbias = np.empty(OC, dtype=x.dtype) if need_dbias else None
+    ws = _workspace(_kernels.conv2d_backward_workspace(C, H, W, KH, KW, *stride, *padding, OC, nt),
+                    x.dtype)
+    empty = np.empty(0, dtype=x.dtype)
+    _kernels.conv2d_backward(empty if dx is None else _flat(dx), _flat(dweight),
+                             empty if dbias is None else dbias, ws, _flat(dy), _flat(x),
+                             _flat(weight), N, C, H, W, OC, KH, KW, *stride, *padding, nt)
+    return dx, dweight, dbias
+
+
+# ---------------------------------------------------------------------------------------------
+# pooling
+
+def _pool_checks(fn, x_shape, kernel_size, stride, padding):
+    kernel = _pair(fn, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else _pair(fn, "stride", stride, 1)
+    padding = _pair(fn, "padding", padding, 0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{fn}: padding {padding} must be at most half the kernel_size "
+                         f"{kernel} (so that every window holds a real cell)")
+    _check_positive_dims(fn, "x", x_shape, (2, 3))
+    if x_shape[2] * x_shape[3] > _INT32_MAX:
+        raise ValueError(f"{fn}: a plane of {x_shape[2]}x{x_shape[3]} cells is too large for "
+                         f"32-bit pooling indices")
+    OH, OW = _output_hw(fn, x_shape, kernel, stride, padding, "kernel_size")
+    return kernel, stride, padding, (OH, OW)
+
+
+def _check_x_shape(fn, x_shape):
+    try:
+        shape = tuple(int(s) for s in x_shape)
+    except TypeError:
+        raise TypeError(f"{fn}: x_shape must be a tuple of 4 ints, got {x_shape!r}") from None
+    if len(shape) != 4 or min(shape) < 0:
+        raise ValueError(f"{fn}: x_shape must be 4 non-negative ints (N, C, H, W), got {x_shape!r}")
+    return shape
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
+    """Max pooling over KH x KW windows. stride defaults to kernel_size; padding <= kernel//2.
+
+    y[n, c, i, j] = max over the window's real cells (padded cells never win; ties go to the
+    first in row-major order; a NaN wins, so NaN propagates). With return_indices=True also
+    returns indices (int32, shape of y): h*W + w of each winner in its input plane.
+    """
+    fn = "max_pool2d"
+    x = _check_array(fn, "x", x, (4,))
+    kernel, stride, padding, (OH, OW) = _pool_checks(fn, x.shape, kernel_size, stride, padding)
+    N, C, H, W = x.shape
+    if N * C == 0:
+        y = np.empty((N, C, OH, OW), dtype=x.dtype)
+        return (y, np.empty(y.shape, np.int32)) if return_indices else y
+    x = _contig(x)
+    if _backend == "reference":
+        y, argmax = _reference().max_pool2d_forward(x, kernel, stride, padding)
+        return (y, argmax) if return_indices else y
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    argmax = np.empty((N, C, OH, OW), np.int32) if return_indices else np.empty(0, np.int32)
+    _kernels.max_pool2d_forward(_flat(y), _flat(argmax), _flat(x), N * C, H, W, *kernel,
+                                *stride, *padding, get_num_threads())
+    return (y, argmax) if return_indices else y
+
+
+def max_pool2d_backward(dy, indices, x_shape):
+    """Gradient of max_pool2d: dx (x_shape) with dx[plane][indices] += dy (overlaps add)."""
+    fn = "max_pool2d_backward"
+    dy = _check_array(fn, "dy", dy, (4,))
+    x_shape = _check_x_shape(fn, x_shape)
+    if indices is None or not isinstance(indices, np.ndarray):
+        raise TypeError(f"{fn}: indices must be an integer ndarray (from max_pool2d(..., "
+                        f"return_indices=True)), got {type(indices).__name__}")
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: indices must have an integer dtype, got {indices.dtype}")
+    if indices.shape != dy.shape:
+        raise ValueError(f"{fn}: indices.shape={indices.shape} does not match "
+                         f"dy.shape={dy.shape}")
+    N, C, H, W = x_shape
+    if dy.shape[:2] != (N, C):
+        raise ValueError(f"{fn}: dy.shape={dy.shape} does not match x_shape={x_shape} in "
+                         f"(N, C)")
+    if N * C * H * W == 0 or dy.size == 0:
+        return np.zeros(x_shape, dtype=dy.dtype)
+    if indices.dtype != np.int32:
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < 0 or hi >= H * W:
+            raise ValueError(f"{fn}: indices must lie in [0, {H * W}) for x_shape={x_shape}, "
+                             f"got values in [{lo}, {hi}]")
+        indices = indices.astype(np.int32)
+    dy, indices = _contig(dy), _contig(indices)
+    if _backend == "reference":
+        dx = _reference().max_pool2d_backward(dy, indices, x_shape)
+        return dx
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    bad = _kernels.max_pool2d_backward(_flat(dx), _flat(dy), _flat(indices), N * C, H, W,
+                                       dy.shape[2], dy.shape[3], get_num_threads())
+    if bad:
+        raise ValueError(f"{fn}: {bad} indices lie outside [0, {H * W}) for x_shape={x_shape}")
+    return dx
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Average pooling. stride defaults to kernel_size; padding <= kernel//2.
+
+    count_include_pad=True (PyTorch's default) divides every window sum by KH*KW, padded zeros
+    included; False divides by the number of real cells in the window.
+    """
+    fn = "avg_pool2d"
+    x = _check_array(fn, "x", x, (4,))
+    kernel, stride, padding, (OH, OW) = _pool_checks(fn, x.shape, kernel_size, stride, padding)
+    N, C, H, W = x.shape
+    if N * C == 0:
+        return np.empty((N, C, OH, OW), dtype=x.dtype)
+    x = _contig(x)
+    if _backend == "reference":
+        return _reference().avg_pool2d_forward(x, kernel, stride, padding, bool(count_include_pad))
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    _kernels.avg_pool2d_forward(_flat(y), _flat(x), N * C, H, W, *kernel, *stride, *padding,
+                                bool(count_include_pad), get_num_threads())
+    return y
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Gradient of avg_pool2d: each window spreads dy/den over its real cells (overlaps add)."""
+    fn = "avg_pool2d_backward"
+    dy = _check_array(fn, "dy", dy, (4,))
+    x_shape = _check_x_shape(fn, x_shape)
+    kernel, stride, padding, (OH, OW) = _pool_checks(fn, x_shape, kernel_size, stride, padding)
+    N, C, H, W = x_shape
+    _check_grad_shape(fn, dy, (N, C, OH, OW))
+    if N * C == 0:
+        return np.zeros(x_shape, dtype=dy.dtype)
+    dy = _contig(dy)
+    if _backend == "reference":
+        return _reference().avg_pool2d_backward(dy, x_shape, kernel, stride, padding,
+                                                bool(count_include_pad))
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    _kernels.avg_pool2d_backward(_flat(dx), _flat(dy), N * C, H, W, *kernel, *stride, *padding,
+                                 bool(count_include_pad), get_num_threads())
+    return dx
+
+
+# ---------------------------------------------------------------------------------------------
+# batch normalization
+
+def _bn_param(fn, name, a, x, C, default):
+    if a is None:
+        return np.full(C, default, dtype=x.dtype)
+    a = _check_array(fn, name, a, (1,))
+    _check_same_dtype(fn, "x", x, **{name: a})
+    if a.shape[0] != C:
+        raise ValueError(f"{fn}: {name} has {a.shape[0]} entries but x has {C} channels "
+                         f"({name}.shape={a.shape}, x.shape={x.shape})")
+    return _contig(a)
+
+
+def _bn_running(fn, name, a, x, C):
+    a = _check_array(fn, name, a, (1,))
+    _check_same_dtype(fn, "x", x, **{name: a})
+    if a.shape[0] != C:
+        raise ValueError(f"{fn}: {name} has {a.shape[0]} entries but x has {C} channels "
+                         f"({name}.shape={a.shape}, x.shape={x.shape})")
+    return a
+
+
+def _bn_layout(x):
+    """(N, C, S): S = H*W for 4-D input, 1 for (N, F) input."""
+    N, C = x.shape[:2]
+    S = x.shape[2] * x.shape[3] if x.ndim == 4 else 1
+    return N, C, S
+
+
+def batch_norm(x, weight, bias, running_mean=None, running_var=None, training=True,
+               momentum=0.1, eps=1e-5):
+    """Batch normalization per channel (4-D (N, C, H, W)) or per feature (2-D (N, F)).
+
+    Training: mean and biased variance of the batch (accumulated in double),
+    y = (x - mean) / sqrt(var + eps) * weight + bias, and when running_* are given (updated in
+    place): running = (1 - momentum) * running + momentum * batch_stat, with the variance
+    unbiased (PyTorch's meaning of momentum). Eval (training=False): the running statistics
+    replace the batch's. Returns (y, save_mean, save_invstd) for batch_norm_backward.
+    weight/bias None mean 1/0.
+    """
+    fn = "batch_norm"
+    x = _check_array(fn, "x", x, (2, 4))
+    _check_positive_dims(fn, "x", x.shape, range(1, x.ndim))
+    N, C, S = _bn_layout(x)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps > 0:
+        raise ValueError(f"{fn}: eps must be a number > 0, got {eps!r}")
+    if (isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating))
+            or not 0.0 <= momentum <= 1.0):
+        raise ValueError(f"{fn}: momentum must be a number in [0, 1], got {momentum!r}")
+    gamma = _bn_param(fn, "weight", weight, x, C, 1.0)
+    beta = _bn_param(fn, "bias", bias, x, C, 0.0)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{fn}: give both running_mean and running_var, or neither")
+    tracking = running_mean is not None
+    if tracking:
+        running_mean = _bn_running(fn, "running_mean", running_mean, x, C)
+        running_var = _bn_running(fn, "running_var", running_var, x, C)
+        for name, a in (("running_mean", running_mean), ("running_var", running_var)):
+            if training and (not a.flags.c_contiguous or not a.flags.writeable):
+                raise ValueError(f"{fn}: {name} is updated in place, so it must be a writeable "
+                                 f"C-contiguous array")
+    elif not training:
+        raise ValueError(f"{fn}: eval mode (training=False) needs running_mean and running_var")
+    if training and N * S == 1:
+        raise ValueError(f"{fn}: training needs more than one value per channel to compute a "
+                         f"variance (x.shape={x.shape})")
+    if N == 0:
+        nan = np.full(C, np.nan, dtype=x.dtype)
+        if not training:
+            return (np.empty(x.shape, x.dtype), running_mean.copy(),
+                    (1.0 / np.sqrt(running_var + eps)).astype(x.dtype))
+        return np.empty(x.shape, x.dtype), nan, nan.copy()
+    x = _contig(x)
+    eps, momentum = float(eps), float(momentum)
+    if _backend == "reference":
+        return _reference().batch_norm_forward(x, gamma, beta, running_mean, running_var,
+                                               bool(training), momentum, eps)
+    y = np.empty(x.shape, dtype=x.dtype)
+    nt = get_num_threads()
+    if training:
+        save_mean = np.empty(C, x.dtype)
+        save_invstd = np.empty(C, x.dtype)
+        empty = np.empty(0, x.dtype)
+        _kernels.batch_norm_forward_train(_flat(y), save_mean, save_invstd,
+                                          running_mean if tracking else empty,
+                                          running_var if tracking else empty,
+                                          _flat(x), gamma, beta, N, C, S, eps, momentum, nt)
+        return y, save_mean, save_invstd
+    rm, rv = _contig(running_mean), _contig(running_var)
+    _kernels.batch_norm_forward_eval(_flat(y), _flat(x), gamma, beta, rm, rv, N, C, S, eps, nt)
+    save_invstd = (1.0 / np.sqrt(rv.astype(np.float64) + eps)).astype(x.dtype)
+    return y, rm.copy(), save_invstd
+
+
+def batch_norm_backward(dy, x, weight, save_mean, save_invstd, training=True):
+    """Gradients of batch_norm: (dx, dweight, dbias), with xhat = (x - mean) * invstd.
+
+    training=True (the batch statistics depend on x), means over the N*S values per channel:
+      dx = weight * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
+    training=False (running statistics are constants): dx = weight * invstd * dy.
+    Always dweight = sum(dy * xhat), dbias = sum(dy).
+    """
+    fn = "batch_norm_backward"
+    x = _check_array(fn, "x", x, (2, 4))
+    dy = _check_array(fn, "dy", dy, (2, 4))
+    _check_same_dtype(fn, "x", x, dy=dy)
+    _check_grad_shape(fn, dy, x.shape, "x's")
+    N, C, S = _bn_layout(x)
+    gamma = _bn_param(fn, "weight", weight, x, C, 1.0)
+    if save_mean is None or save_invstd is None:
+        raise TypeError(f"{fn}: save_mean and save_invstd (from batch_norm) are required")
+    mean = _bn_param(fn, "save_mean", save_mean, x, C, 0.0)
+    invstd = _bn_param(fn, "save_invstd", save_invstd, x, C, 1.0)
+    if N == 0 or C == 0:
+        return np.zeros(x.shape, x.dtype), np.zeros(C, x.dtype), np.zeros(C, x.dtype)
+    x, dy = _contig(x), _contig(dy)
+    if _backend == "reference":
+        return _reference().batch_norm_backward(dy, x, gamma, mean, invstd, bool(training))
+    dx = np.empty(x.shape, dtype=x.dtype)
+    dgamma = np.empty(C, x.dtype)
+    dbeta = np.empty(C, x.dtype)
+    _kernels.batch_norm_backward(_flat(dx), dgamma, dbeta, _flat(dy), _flat(x), gamma, mean,
+                                 invstd, N, C, S, bool(training), get_num_threads())
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------------------------
+# activations and loss (NumPy: single memory-bound passes that numpy already does at speed)
+
+def relu(x):
+    """max(x, 0) elementwise; NaN propagates."""
+    x = _check_array("relu", "x", x, range(0, 33))
+    return np.maximum(x, x.dtype.type(0))
+
+
+def relu_backward(dy, y):
+    """dL/dx of relu from its output y: dy where y > 0, else 0."""
+    fn = "relu_backward"
+    dy = _check_array(fn, "dy", dy, range(0, 33))
+    y = _check_array(fn, "y", y, range(0, 33))
+    _check_same_dtype(fn, "dy", dy, y=y)
+    _check_grad_shape(fn, dy, y.shape, "y's")
+    out = np.zeros_like(dy, order="C")
+    np.copyto(out, dy, where=y > 0)
+    return out
+
+
+def _check_labels(fn, labels, N, K):
+    if labels is None or not isinstance(labels, np.ndarray):
+        if isinstance(labels, (list, tuple)):
+            labels = np.asarray(labels)
+        else:
+            raise TypeError(f"{fn}: labels must be an integer ndarray, got "
+                            f"{type(labels).__name__}")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: labels must be integers (class indices), got dtype {labels.dtype}")
+    if labels.shape != (N,):
+        raise ValueError(f"{fn}: labels.shape={labels.shape} must be ({N},) to match the batch")
+    if N and (labels.min() < 0 or labels.max() >= K):
+        raise ValueError(f"{fn}: labels must lie in [0, {K}), got values in "
+                         f"[{labels.min()}, {labels.max()}]")
+    return labels
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of softmax(logits) against integer labels: (loss, probs).
+
+    loss = mean_n (logsumexp(logits[n]) - logits[n, labels[n]]), computed after subtracting each
+    row's max so large logits cannot overflow. probs = softmax(logits) in the logits' dtype.
+    """
+    fn = "softmax_cross_entropy"
+    logits = _check_array(fn, "logits", logits, (2,))
+    N, K = logits.shape
+    if K < 1:
+        raise ValueError(f"{fn}: logits must have at least one class (logits.shape={logits.shape})")
+    if N == 0:
+        raise ValueError(f"{fn}: the batch is empty (logits.shape={logits.shape}); "
+                         f"a mean over zero samples is undefined")
+    labels = _check_labels(fn, labels, N, K)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    sums = exp.sum(axis=1, keepdims=True)
+    probs = exp / sums
+    picked = shifted[np.arange(N), labels]
+    loss = float(np.mean(np.log(sums[:, 0]).astype(np.float64) - picked))
+    return loss, probs
+
+
+def softmax_cross_entropy_backward(probs, labels):
+    """dL/dlogits of the mean softmax cross-entropy: (probs - onehot(labels)) / N."""
+    fn = "softmax_cross_entropy_backward"
+    probs = _check_array(fn, "probs", probs, (2,))
+    N, K = probs.shape
+    if N == 0:
+        return np.zeros(probs.shape, probs.dtype)
+    labels = _check_labels(fn, labels, N, K)
+    d = np.array(probs, dtype=probs.dtype, order="C", copy=True)
+    d[np.arange(N), labels] -= 1
+    d /= N
+    return d
