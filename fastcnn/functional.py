@@ -549,7 +549,7 @@ def batch_norm_backward(dy, x, weight, save_mean, save_invstd, training=True):
 def relu(x):
     """max(x, 0) elementwise; NaN propagates."""
     x = _check_array("relu", "x", x, range(0, 33))
-    return np.maximum(x, x.dtype.type(0))
+    return np.maximum(x, x.dtype.type(0), out=np.empty(x.shape, x.dtype))  # C order always
 
 
 def relu_backward(dy, y):
@@ -596,6 +596,7 @@ def softmax_cross_entropy(logits, labels):
         raise ValueError(f"{fn}: the batch is empty (logits.shape={logits.shape}); "
                          f"a mean over zero samples is undefined")
     labels = _check_labels(fn, labels, N, K)
+    logits = _contig(logits)
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     sums = exp.sum(axis=1, keepdims=True)

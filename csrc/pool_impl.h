@@ -1,0 +1,559 @@
+/* pool_impl.h: type-generic bodies of the pooling kernels. NOT a translation unit and no include
+ * guard on purpose: pool.c includes it twice, with REAL = float / FN(name) = name##_f32 and with
+ * REAL = double / FN(name) = name##_f64.
+ *
+ * Shapes (see fastcnn.h): x, dx: (P, H, W) with P = N*C planes; y, dy, argmax: (P, OH, OW).
+ * Window (i, j) covers input rows i*SH - PH .. +KH and columns j*SW - PW .. +KW; only the part
+ * inside the plane is read ("real" cells). The caller guarantees padding <= kernel // 2, so every
+ * window holds at least one real cell.
+ *
+ * Paths:
+ *  - 2x2 / stride 2 / pad 0 (the common case): one vectorised pass per output row, forward and
+ *    (average) backward in closed form.
+ *  - anything else: per output row, the "interior" columns (windows not clipped by the padding)
+ *    vectorised along the row, the few edge columns one window at a time; 2x2 and 3x3 max
+ *    kernels get a dedicated full-window row kernel (AlexNet's 3x3/2 pooling).
+ *  - max backward: zero the plane, scatter-add dy at argmax (overlapping windows add).
+ * All paths visit a window's cells in row-major order and give the same bits as a plain
+ * window-by-window loop.
+ *
+ * Threads: one plane is the unit of work (`parallel for schedule(static)` over planes); every
+ * output element is written by exactly one thread and every sum is taken in one fixed order, so
+ * results are bitwise identical for any thread count. */
+
+#ifndef REAL
+#error "pool_impl.h needs REAL and FN defined (include it from pool.c)"
+#endif
+
+/* ---- max pooling, forward ------------------------------------------------------------------ */
+
+/* One output row of the 2x2 / stride 2 / pad 0 case. r0, r1: the two input rows of the window;
+ * base = h*W of r0 inside its plane. Scan order a, b, c, d is row-major; a cell takes over when
+ * it is strictly larger (ties keep the first maximum) or when it is the first NaN (once m is NaN
+ * nothing replaces it). gcc if-converts and vectorises this form (stride-2 loads become
+ * even/odd shuffles); a bitwise `&` of comparisons instead defeats the vectoriser. */
+static void FN(max2x2_row)(REAL *restrict y, int32_t *restrict am, const REAL *restrict r0,
+                           const REAL *restrict r1, ptrdiff_t OW, int32_t base, int32_t W)
+{
+#pragma omp simd
+    for (ptrdiff_t j = 0; j < OW; ++j) {
+        const REAL b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+        const int32_t k0 = base + 2 * (int32_t)j;
+        REAL m = r0[2 * j];
+        int32_t k = k0;
+        if (b > m || (b != b && m == m)) { m = b; k = k0 + 1; }
+        if (c > m || (c != c && m == m)) { m = c; k = k0 + W; }
+        if (d > m || (d != d && m == m)) { m = d; k = k0 + W + 1; }
+        y[j] = m;
+        am[j] = k;
+    }
+}
+
+/* Same without indices (inference: argmax == NULL). Only the value matters here, so "take any
+ * NaN" is enough: a NaN m is replaced by nothing but another NaN. */
+static void FN(max2x2_row_noidx)(REAL *restrict y, const REAL *restrict r0,
+                                 const REAL *restrict r1, ptrdiff_t OW)
+{
+#pragma omp simd
+    for (ptrdiff_t j = 0; j < OW; ++j) {
+        const REAL b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+        REAL m = r0[2 * j];
+        m = (b > m || b != b) ? b : m;
+        m = (c > m || c != c) ? c : m;
+        m = (d > m || d != d) ? d : m;
+        y[j] = m;
+    }
+}
+
+/* ---- general geometry ----------------------------------------------------------------------
+ * Output columns [j_lo, j_hi) ("interior") have windows fully inside the row: there one window
+ * cell (h, b) is visited for a whole run of outputs at once, j innermost, which vectorises
+ * (loads with stride SW). Edge columns, whose windows are clipped by the padding, go through the
+ * scalar one-window code. Both visit a window's cells in row-major order. Rows clipped by the
+ * padding just have fewer h: padded cells are never looked at. */
+static void FN(interior_cols)(ptrdiff_t *j_lo, ptrdiff_t *j_hi, ptrdiff_t W, ptrdiff_t OW,
+                              ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t PW)
+{
+    const ptrdiff_t lo = (PW + SW - 1) / SW;                         /* j*SW - PW >= 0 */
+    ptrdiff_t hi = W + PW - KW >= 0 ? (W + PW - KW) / SW + 1 : 0;    /* j*SW - PW + KW <= W */
+    hi = hi < OW ? hi : OW;
+    *j_lo = lo < hi ? lo : hi;
+    *j_hi = hi;
+}
+
+/* Max over the real cells [hs, he) x [ws, we) of one window; *best = h*W + w of the winner.
+ * -inf start + strict '>': a window of real -infs reports its first cell; a NaN takes over once
+ * (the first NaN), then nothing replaces it. An empty window (excluded by the caller) gives
+ * -inf and index -1, which the backward counts as invalid instead of writing anywhere. */
+static REAL FN(max_window)(int32_t *best, const REAL *restrict x, ptrdiff_t W, ptrdiff_t hs,
+                           ptrdiff_t he, ptrdiff_t ws, ptrdiff_t we)
+{
+    REAL m = (REAL)-INFINITY;
+    ptrdiff_t k = (hs < he && ws < we) ? hs * W + ws : -1;
+    for (ptrdiff_t h = hs; h < he; ++h)
+        for (ptrdiff_t w = ws; w < we; ++w) {
+            const REAL v = x[h * W + w];
+            if (v > m || (v != v && m == m)) {
+                m = v;
+                k = h * W + w;
+            }
+        }
+    *best = (int32_t)k;
+    return m;
+}
+
+/* Interior run: m[j], k[j] (j < n) against the cells v = src[j*SW], index idx0 + j*SW. Inlined
+ * with SW = 1, 2 as constants so those strides become plain shuffles. */
+static inline void FN(max_run)(REAL *restrict m, int32_t *restrict k, const REAL *restrict src,
+                               ptrdiff_t n, ptrdiff_t SW, int32_t idx0)
+{
+#pragma omp simd
+    for (ptrdiff_t j = 0; j < n; ++j) {
+        const REAL v = src[j * SW];
+        REAL mj = m[j];
+        int32_t kj = k[j];
+        if (v > mj || (v != v && mj == mj)) {
+            mj = v;
+            kj = idx0 + (int32_t)(j * SW);
+        }
+        m[j] = mj;
+        k[j] = kj;
+    }
+}
+
+static inline void FN(max_run_noidx)(REAL *restrict m, const REAL *restrict src, ptrdiff_t n,
+                                     ptrdiff_t SW)
+{
+#pragma omp simd
+    for (ptrdiff_t j = 0; j < n; ++j) {
+        const REAL v = src[j * SW];
+        m[j] = (v > m[j] || v != v) ? v : m[j];    /* value only: any NaN keeps it NaN */
+    }
+}
+
+/* A full interior row for small fixed kernels: each output j scans its whole KH x KW window in
+ * row-major order inside the j loop. With KH, KW constants the window loops unroll and the j
+ * loop vectorises: one pass per output row instead of KH*KW read-modify-write runs (rows are
+ * short, 6..27 outputs in the usual nets, so the per-run overhead dominated). src is the top-left
+ * cell of window j = 0, idx0 its index in the plane. */
+static inline void FN(max_row_k)(REAL *restrict y, int32_t *restrict k, const REAL *restrict src,
+                                 ptrdiff_t n, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW,
+                                 ptrdiff_t W, int32_t idx0)
+{
+#pragma omp simd
+    for (ptrdiff_t j = 0; j < n; ++j) {
+        REAL m = (REAL)-INFINITY;
+        int32_t kj = idx0 + (int32_t)(j * SW);
+        for (ptrdiff_t a = 0; a < KH; ++a)
+            for (ptrdiff_t b = 0; b < KW; ++b) {
+                const REAL v = src[a * W + j * SW + b];
+                if (v > m || (v != v && m == m)) {
+                    m = v;
+                    kj = idx0 + (int32_t)(a * W + j * SW + b);
+                }
+            }
+        y[j] = m;
+        k[j] = kj;
+    }
+}
+
+static inline void FN(max_row_k_noidx)(REAL *restrict y, const REAL *restrict src, ptrdiff_t n,
+                                       ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t W)
+{
+#pragma omp simd
+    for (ptrdiff_t j = 0; j < n; ++j) {
+        REAL m = (REAL)-INFINITY;
+        for (ptrdiff_t a = 0; a < KH; ++a)
+            for (ptrdiff_t b = 0; b < KW; ++b) {
+                const REAL v = src[a * W + j * SW + b];
+                m = (v > m || v != v) ? v : m;
+            }
+        y[j] = m;
+    }
+}
+
+/* Instantiates the two row kernels with constant KH = KW = K and stride SW (s may be a
+ * constant or the variable SW). */
+#define FC_MAX_ROW_K(K, s)                                                                      \
+    do {                                                                                        \
+        if (k)                                                                                  \
+            FN(max_row_k)(y, k, src, n, K, K, s, W, idx0);                                      \
+        else                                                                                    \
+            FN(max_row_k_noidx)(y, src, n, K, K, s, W);                                         \
+    } while (0)
+
+/* Full-window interior row for 2x2 and 3x3 kernels; returns 0 (nothing done) for other sizes. */
+static int FN(max_row_fixed)(REAL *y, int32_t *k, const REAL *src, ptrdiff_t n, ptrdiff_t KH,
+                             ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t W, int32_t idx0)
+{
+    if (KH == 3 && KW == 3) {
+        if (SW == 2)
+            FC_MAX_ROW_K(3, 2);
+        else if (SW == 1)
+            FC_MAX_ROW_K(3, 1);
+        else
+            FC_MAX_ROW_K(3, SW);
+        return 1;
+    }
+    if (KH == 2 && KW == 2) {
+        if (SW == 2)
+            FC_MAX_ROW_K(2, 2);
+        else if (SW == 1)
+            FC_MAX_ROW_K(2, 1);
+        else
+            FC_MAX_ROW_K(2, SW);
+        return 1;
+    }
+    return 0;
+}
+#undef FC_MAX_ROW_K
+
+static void FN(max_run_any)(REAL *m, int32_t *k, const REAL *src, ptrdiff_t n, ptrdiff_t SW,
+                            int32_t idx0)
+{
+    if (k) {
+        if (SW == 1)
+            FN(max_run)(m, k, src, n, 1, idx0);
+        else if (SW == 2)
+            FN(max_run)(m, k, src, n, 2, idx0);
+        else
+            FN(max_run)(m, k, src, n, SW, idx0);
+    } else {
+        if (SW == 1)
+            FN(max_run_noidx)(m, src, n, 1);
+        else if (SW == 2)
+            FN(max_run_noidx)(m, src, n, 2);
+        else
+            FN(max_run_noidx)(m, src, n, SW);
+    }
+}
+
+/* One plane, any kernel/stride/padding. x: (H, W) -> y, am: (OH, OW); am may be NULL. */
+static void FN(max_plane_general)(REAL *restrict y, int32_t *restrict am, const REAL *restrict x,
+                                  ptrdiff_t H, ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW,
+                                  ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                                  ptrdiff_t PH, ptrdiff_t PW)
+{
+    ptrdiff_t j_lo, j_hi;
+    FN(interior_cols)(&j_lo, &j_hi, W, OW, KW, SW, PW);
+    for (ptrdiff_t i = 0; i < OH; ++i) {
+        const ptrdiff_t h0 = i * SH - PH;
+        const ptrdiff_t hs = h0 < 0 ? 0 : h0, he = h0 + KH < H ? h0 + KH : H;
+        REAL *yr = y + i * OW;
+        int32_t *ar = am ? am + i * OW : NULL;
+        for (ptrdiff_t j = 0; j < OW; ++j) {   /* edge columns: the scalar window */
+            if (j == j_lo && j_lo < j_hi)
+                j = j_hi;                      /* skip the interior (done below) */
+            if (j >= OW)
+                break;
+            const ptrdiff_t w0 = j * SW - PW;
+            int32_t best;
+            yr[j] = FN(max_window)(&best, x, W, hs, he, w0 < 0 ? 0 : w0,
+                                   w0 + KW < W ? w0 + KW : W);
+            if (ar)
+                ar[j] = best;
+        }
+        if (j_lo >= j_hi)
+            continue;
+        {
+            const ptrdiff_t n = j_hi - j_lo, col0 = j_lo * SW - PW;
+            REAL *ym = yr + j_lo;
+            int32_t *ak = ar ? ar + j_lo : NULL;
+            if (he - hs == KH && FN(max_row_fixed)(ym, ak, x + hs * W + col0, n, KH, KW, SW, W,
+                                                   (int32_t)(hs * W + col0)))
+                continue;
+            /* any other kernel, or a row clipped by the padding: KH*KW runs over the row */
+            for (ptrdiff_t j = 0; j < n; ++j) {
+                ym[j] = (REAL)-INFINITY;
+                if (ak)
+                    ak[j] = hs < he ? (int32_t)(hs * W + col0 + j * SW) : -1;
+            }
+            for (ptrdiff_t h = hs; h < he; ++h)
+                for (ptrdiff_t b = 0; b < KW; ++b)
+                    FN(max_run_any)(ym, ak, x + h * W + col0 + b, n, SW,
+                                    (int32_t)(h * W + col0 + b));
+        }
+    }
+}
+
+void FN(fc_max_pool2d_forward)(REAL *y, int32_t *argmax, const REAL *x, ptrdiff_t P, ptrdiff_t H,
+                               ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                               ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+{
+    const ptrdiff_t OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
+    const int fast = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0;
+    (void)n_threads;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
+    if (n_threads > 1 && P * H * W > 32768)
+#endif
+    for (ptrdiff_t p = 0; p < P; ++p) {
+        const REAL *xp = x + p * H * W;
+        REAL *yp = y + p * OH * OW;
+        int32_t *ap = argmax ? argmax + p * OH * OW : NULL;
+        if (!fast) {
+            FN(max_plane_general)(yp, ap, xp, H, W, OH, OW, KH, KW, SH, SW, PH, PW);
+            continue;
+        }
+        for (ptrdiff_t i = 0; i < OH; ++i) {   /* fast path: an odd last row/column is ignored */
+            const REAL *r0 = xp + 2 * i * W;
+            if (ap)
+                FN(max2x2_row)(yp + i * OW, ap + i * OW, r0, r0 + W, OW, (int32_t)(2 * i * W),
+                               (int32_t)W);
+            else
+                FN(max2x2_row_noidx)(yp + i * OW, r0, r0 + W, OW);
+        }
+    }
+}
+
+/* ---- max pooling, backward ----------------------------------------------------------------- */
+
+/* dx (P, H, W) = 0, then dx[p].flat[argmax[p, i, j]] += dy[p, i, j]. A plane fits in cache, so
+ * zero + scatter costs about one write of dx. Indices outside [0, H*W) are skipped and counted
+ * (the count is an integer: its reduction is exact whatever the thread count). */
+ptrdiff_t FN(fc_max_pool2d_backward)(REAL *dx, const REAL *dy, const int32_t *argmax, ptrdiff_t P,
+                                     ptrdiff_t H, ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW,
+                                     int n_threads)
+{
+    const ptrdiff_t HW = H * W, OHW = OH * OW;
+    ptrdiff_t bad = 0;
+    (void)n_threads;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
+    reduction(+ : bad) if (n_threads > 1 && P * HW > 32768)
+#endif
+    for (ptrdiff_t p = 0; p < P; ++p) {
+        REAL *restrict d = dx + p * HW;
+        const REAL *restrict g = dy + p * OHW;
+        const int32_t *restrict a = argmax + p * OHW;
+        for (ptrdiff_t k = 0; k < HW; ++k)
+            d[k] = 0;
+        for (ptrdiff_t k = 0; k < OHW; ++k) {
+            const ptrdiff_t idx = a[k];
+            if (idx >= 0 && idx < HW)
+                d[idx] += g[k];
+            else
+                ++bad;
+        }
+    }
+    return bad;
+}
+
+/* ---- average pooling ----------------------------------------------------------------------- */
+
+/* Divisor of window (i, j): KH*KW with count_include_pad (every window lies inside the padded
+ * plane, so this equals PyTorch's rule), else the number of real cells. */
+#define FC_AVG_DEN(inc, KH, KW, hs, he, ws, we) ((inc) ? (KH) * (KW) : ((he) - (hs)) * ((we) - (ws)))
+
+/* Interior run of the average: s[j] += src[j*SW] for j < n (SW = 1, 2 inlined as constants). */
+static inline void FN(avg_run)(REAL *restrict s, const REAL *restrict src, ptrdiff_t n,
+                               ptrdiff_t SW)
+{
+#pragma omp simd
+    for (ptrdiff_t j = 0; j < n; ++j)
+        s[j] += src[j * SW];
+}
+
+/* One plane, any geometry. Sums run in REAL over each window's real cells in row-major order
+ * (like the reference), edge columns one window at a time, interior columns as runs (see
+ * max_plane_general): both orders are the same, so the split does not change any bit. */
+static void FN(avg_plane_general)(REAL *restrict y, const REAL *restrict x, ptrdiff_t H,
+                                  ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t KH,
+                                  ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                                  ptrdiff_t PW, int inc)
+{
+    ptrdiff_t j_lo, j_hi;
+    FN(interior_cols)(&j_lo, &j_hi, W, OW, KW, SW, PW);
+    for (ptrdiff_t i = 0; i < OH; ++i) {
+        const ptrdiff_t h0 = i * SH - PH;
+        const ptrdiff_t hs = h0 < 0 ? 0 : h0, he = h0 + KH < H ? h0 + KH : H;
+        REAL *yr = y + i * OW;
+        for (ptrdiff_t j = 0; j < OW; ++j) {   /* edge columns */
+            if (j == j_lo && j_lo < j_hi)
+                j = j_hi;
+            if (j >= OW)
+                break;
+            const ptrdiff_t w0 = j * SW - PW;
+            const ptrdiff_t ws = w0 < 0 ? 0 : w0, we = w0 + KW < W ? w0 + KW : W;
+            REAL s = 0;
+            for (ptrdiff_t h = hs; h < he; ++h)
+                for (ptrdiff_t w = ws; w < we; ++w)
+                    s += x[h * W + w];
+            yr[j] = s / (REAL)FC_AVG_DEN(inc, KH, KW, hs, he, ws, we);
+        }
+        if (j_lo >= j_hi)
+            continue;
+        {
+            const ptrdiff_t n = j_hi - j_lo, col0 = j_lo * SW - PW;
+            const REAL den = (REAL)FC_AVG_DEN(inc, KH, KW, hs, he, 0, KW);
+            REAL *ys = yr + j_lo;
+            for (ptrdiff_t j = 0; j < n; ++j)
+                ys[j] = 0;
+            for (ptrdiff_t h = hs; h < he; ++h)
+                for (ptrdiff_t b = 0; b < KW; ++b) {
+                    const REAL *src = x + h * W + col0 + b;
+                    if (SW == 1)
+                        FN(avg_run)(ys, src, n, 1);
+                    else if (SW == 2)
+                        FN(avg_run)(ys, src, n, 2);
+                    else
+                        FN(avg_run)(ys, src, n, SW);
+                }
+            for (ptrdiff_t j = 0; j < n; ++j)
+                ys[j] /= den;
+        }
+    }
+}
+
+/* 2x2 / stride 2 / pad 0: every window is full, divisor 4 either way; same summation order as
+ * the general path, so both give the same bits. */
+static void FN(avg2x2_row)(REAL *restrict y, const REAL *restrict r0, const REAL *restrict r1,
+                           ptrdiff_t OW)
+{
+#pragma omp simd
+    for (ptrdiff_t j = 0; j < OW; ++j)
+        y[j] = (((r0[2 * j] + r0[2 * j + 1]) + r1[2 * j]) + r1[2 * j + 1]) / (REAL)4;
+}
+
+void FN(fc_avg_pool2d_forward)(REAL *y, const REAL *x, ptrdiff_t P, ptrdiff_t H, ptrdiff_t W,
+                               ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                               ptrdiff_t PW, int count_include_pad, int n_threads)
+{
+    const ptrdiff_t OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
+    const int fast = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0;
+    (void)n_threads;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
+    if (n_threads > 1 && P * H * W > 32768)
+#endif
+    for (ptrdiff_t p = 0; p < P; ++p) {
+        const REAL *xp = x + p * H * W;
+        REAL *yp = y + p * OH * OW;
+        if (!fast) {
+            FN(avg_plane_general)(yp, xp, H, W, OH, OW, KH, KW, SH, SW, PH, PW,
+                                  count_include_pad);
+            continue;
+        }
+        for (ptrdiff_t i = 0; i < OH; ++i)
+            FN(avg2x2_row)(yp + i * OW, xp + 2 * i * W, xp + (2 * i + 1) * W, OW);
+    }
+}
+
+/* dx[p + j*SW] += g[j] for j < n: one window cell of a run of interior windows. The targets of
+ * one run are distinct, so the loop vectorises (SW = 1, 2 inlined as constants). */
+static inline void FN(avg_back_run)(REAL *restrict d, const REAL *restrict g, ptrdiff_t n,
+                                    ptrdiff_t SW)
+{
+#pragma omp simd
+    for (ptrdiff_t j = 0; j < n; ++j)
+        d[j * SW] += g[j];
+}
+
+/* Adds window (i, j)'s share to its real cells [hs, he) x clip(j). */
+static void FN(avg_back_window)(REAL *restrict dx, REAL g, ptrdiff_t W, ptrdiff_t hs,
+                                ptrdiff_t he, ptrdiff_t ws, ptrdiff_t we)
+{
+    for (ptrdiff_t h = hs; h < he; ++h)
+        for (ptrdiff_t w = ws; w < we; ++w)
+            dx[h * W + w] += g;
+}
+
+#define FC_AVG_BACK_CHUNK 256 /* interior windows per run: their shares live on the stack */
+
+/* One plane of the backward, any geometry: dx = 0, then each window adds dy/den to its real
+ * cells (overlapping windows add). Every cell receives its contributions in window order (i, j)
+ * ascending, as in a plain window-by-window loop: per output row, the left edge windows, then
+ * the interior as runs with the window column b DEScending (for a fixed cell, larger b means
+ * smaller j), then the right edge windows. */
+static void FN(avg_back_plane_general)(REAL *restrict dx, const REAL *restrict dy, ptrdiff_t H,
+                                       ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t KH,
+                                       ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                                       ptrdiff_t PW, int inc)
+{
+    REAL g[FC_AVG_BACK_CHUNK];
+    ptrdiff_t j_lo, j_hi;
+    FN(interior_cols)(&j_lo, &j_hi, W, OW, KW, SW, PW);
+    for (ptrdiff_t k = 0; k < H * W; ++k)
+        dx[k] = 0;
+    for (ptrdiff_t i = 0; i < OH; ++i) {
+        const ptrdiff_t h0 = i * SH - PH;
+        const ptrdiff_t hs = h0 < 0 ? 0 : h0, he = h0 + KH < H ? h0 + KH : H;
+        const REAL *dyr = dy + i * OW;
+        for (ptrdiff_t j = 0; j < OW; ++j) {
+            if (j == j_lo && j_lo < j_hi) {   /* the interior, in chunks */
+                const REAL den = (REAL)FC_AVG_DEN(inc, KH, KW, hs, he, 0, KW);
+                for (ptrdiff_t c0 = j_lo; c0 < j_hi; c0 += FC_AVG_BACK_CHUNK) {
+                    const ptrdiff_t n = j_hi - c0 < FC_AVG_BACK_CHUNK ? j_hi - c0
+                                                                     : FC_AVG_BACK_CHUNK;
+                    REAL *base = dx + c0 * SW - PW;
+                    for (ptrdiff_t q = 0; q < n; ++q)
+                        g[q] = dyr[c0 + q] / den;
+                    for (ptrdiff_t h = hs; h < he; ++h)
+                        for (ptrdiff_t b = KW - 1; b >= 0; --b) {
+                            if (SW == 1)
+                                FN(avg_back_run)(base + h * W + b, g, n, 1);
+                            else if (SW == 2)
+                                FN(avg_back_run)(base + h * W + b, g, n, 2);
+                            else
+                                FN(avg_back_run)(base + h * W + b, g, n, SW);
+                        }
+                }
+                j = j_hi;
+                if (j >= OW)
+                    break;
+            }
+            const ptrdiff_t w0 = j * SW - PW;
+            const ptrdiff_t ws = w0 < 0 ? 0 : w0, we = w0 + KW < W ? w0 + KW : W;
+            FN(avg_back_window)(dx, dyr[j] / (REAL)FC_AVG_DEN(inc, KH, KW, hs, he, ws, we), W,
+                                hs, he, ws, we);
+        }
+    }
+}
+
+/* 2x2 / stride 2 / pad 0 backward in closed form: each covered cell gets exactly dy/4 of its one
+ * window (written directly, no zero pass); an odd last row/column belongs to no window: 0. */
+static void FN(avg_back_plane_2x2)(REAL *restrict dx, const REAL *restrict dy, ptrdiff_t H,
+                                   ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW)
+{
+    for (ptrdiff_t i = 0; i < OH; ++i) {
+        REAL *restrict r0 = dx + 2 * i * W, *restrict r1 = r0 + W;
+        const REAL *restrict g = dy + i * OW;
+#pragma omp simd
+        for (ptrdiff_t j = 0; j < OW; ++j) {
+            const REAL v = g[j] / (REAL)4;
+            r0[2 * j] = v;
+            r0[2 * j + 1] = v;
+            r1[2 * j] = v;
+            r1[2 * j + 1] = v;
+        }
+        for (ptrdiff_t w = 2 * OW; w < W; ++w)
+            r0[w] = r1[w] = 0;
+    }
+    for (ptrdiff_t k = 2 * OH * W; k < H * W; ++k)
+        dx[k] = 0;
+}
+
+void FN(fc_avg_pool2d_backward)(REAL *dx, const REAL *dy, ptrdiff_t P, ptrdiff_t H, ptrdiff_t W,
+                                ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                                ptrdiff_t PH, ptrdiff_t PW, int count_include_pad, int n_threads)
+{
+    const ptrdiff_t OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
+    const int fast = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0;
+    (void)n_threads;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
+    if (n_threads > 1 && P * H * W > 32768)
+#endif
+    for (ptrdiff_t p = 0; p < P; ++p) {
+        REAL *dxp = dx + p * H * W;
+        const REAL *dyp = dy + p * OH * OW;
+        if (fast)
+            FN(avg_back_plane_2x2)(dxp, dyp, H, W, OH, OW);
+        else
+            FN(avg_back_plane_general)(dxp, dyp, H, W, OH, OW, KH, KW, SH, SW, PH, PW,
+                                       count_include_pad);
+    }
+}
+
+#undef FC_AVG_DEN
+#undef FC_AVG_BACK_CHUNK
