@@ -304,10 +304,11 @@ def _pool_checks(fn, x_shape, kernel_size, stride, padding):
 
 
 def _check_x_shape(fn, x_shape):
-    try:
-        shape = tuple(int(s) for s in x_shape)
-    except TypeError:
-        raise TypeError(f"{fn}: x_shape must be a tuple of 4 ints, got {x_shape!r}") from None
+    if not isinstance(x_shape, (tuple, list)) or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_))
+            for s in x_shape):
+        raise TypeError(f"{fn}: x_shape must be a tuple of 4 ints, got {x_shape!r}")
+    shape = tuple(int(s) for s in x_shape)
     if len(shape) != 4 or min(shape) < 0:
         raise ValueError(f"{fn}: x_shape must be 4 non-negative ints (N, C, H, W), got {x_shape!r}")
     return shape
@@ -357,12 +358,14 @@ def max_pool2d_backward(dy, indices, x_shape):
                          f"(N, C)")
     if N * C * H * W == 0 or dy.size == 0:
         return np.zeros(x_shape, dtype=dy.dtype)
-    if indices.dtype != np.int32:
+    # The fast kernel counts (and skips) out-of-range int32 indices itself at no extra pass;
+    # anything else is range-checked here, before a cast could wrap a bad value into range.
+    if indices.dtype != np.int32 or _backend == "reference":
         lo, hi = int(indices.min()), int(indices.max())
         if lo < 0 or hi >= H * W:
             raise ValueError(f"{fn}: indices must lie in [0, {H * W}) for x_shape={x_shape}, "
                              f"got values in [{lo}, {hi}]")
-        indices = indices.astype(np.int32)
+        indices = indices.astype(np.int32, copy=False)
     dy, indices = _contig(dy), _contig(indices)
     if _backend == "reference":
         dx = _reference().max_pool2d_backward(dy, indices, x_shape)

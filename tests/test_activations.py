@@ -1,0 +1,179 @@
+"""F.relu / F.relu_backward and F.softmax_cross_entropy(_backward) against tests/naive.py, numerical
+gradients in float64, extreme logits, label dtypes, layouts, NaN/Inf, both backends, threads."""
+import numpy as np
+import pytest
+
+import naive
+from conftest import LAYOUTS, assert_close, check_gradients, layout, num_threads, randn
+from fastcnn import functional as F
+
+RELU_SHAPES = [(2, 3, 4, 5), (7, 5), (11,), (1, 1, 1, 1), (3, 1, 5, 2)]
+
+
+# ---- ReLU ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", RELU_SHAPES, ids=[str(s).replace(" ", "") for s in RELU_SHAPES])
+def test_relu_matches_naive(backend, dtype, shape, rng):
+    x = randn(rng, shape, dtype)
+    y = F.relu(x)
+    assert y.flags.c_contiguous and not np.shares_memory(y, x)
+    assert_close(y, naive.relu(x), dtype, rtol=0)
+    dy = randn(rng, shape, dtype)
+    dx = F.relu_backward(dy, y)
+    assert dx.flags.c_contiguous
+    assert_close(dx, naive.relu_backward(dy, y), dtype, rtol=0)
+
+
+def test_relu_zero_and_special_values(backend, dtype):
+    x = np.array([-np.inf, -1.0, -0.0, 0.0, 1e-30, 2.5, np.inf, np.nan], dtype)
+    y = F.relu(x)
+    np.testing.assert_array_equal(y[:-1], [0, 0, 0, 0, dtype.type(1e-30), 2.5, np.inf])
+    assert np.isnan(y[-1])                                   # NaN propagates
+    dy = np.arange(1, 9, dtype=dtype)
+    dx = F.relu_backward(dy, y)
+    # the gradient flows only where the output is strictly positive (not at 0, not through NaN)
+    np.testing.assert_array_equal(dx, [0, 0, 0, 0, 5, 6, 7, 0])
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_relu_layouts(backend, dtype, kind, rng):
+    x = randn(rng, (2, 3, 4, 5), dtype)
+    dy = randn(rng, x.shape, dtype)
+    y = F.relu(x)
+    dx = F.relu_backward(dy, y)
+    yl = F.relu(layout(x, kind))
+    assert yl.flags.c_contiguous
+    np.testing.assert_array_equal(yl, y)
+    dxl = F.relu_backward(layout(dy, kind), layout(y, kind))
+    assert dxl.flags.c_contiguous
+    np.testing.assert_array_equal(dxl, dx)
+
+
+def test_relu_gradient_numerical(backend, rng):
+    x = rng.standard_normal((3, 2, 4, 3))
+    x[np.abs(x) < 1e-3] = 0.5                    # stay off the kink
+    r = rng.standard_normal(x.shape)
+
+    def loss():
+        return float(np.sum(F.relu(x) * r))
+
+    check_gradients(loss, {"x": x}, {"x": F.relu_backward(r, F.relu(x))})
+
+
+# ---- softmax cross-entropy -----------------------------------------------------------------------
+
+SCE_SHAPES = [(1, 1), (1, 10), (5, 3), (32, 10), (7, 1000)]
+
+
+@pytest.mark.parametrize("shape", SCE_SHAPES, ids=[str(s).replace(" ", "") for s in SCE_SHAPES])
+def test_softmax_cross_entropy_matches_naive(backend, dtype, shape, rng):
+    n, k = shape
+    logits = randn(rng, shape, dtype, scale=3.0)
+    labels = rng.integers(0, k, n)
+    loss, probs = F.softmax_cross_entropy(logits, labels)
+    nloss, nprobs = naive.softmax_cross_entropy(logits, labels)
+    assert isinstance(loss, float)
+    assert probs.dtype == dtype and probs.flags.c_contiguous
+    assert_close(probs, nprobs, dtype, rtol=1e-5 if dtype == np.float32 else 1e-13)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5 if dtype == np.float32 else 1e-13)
+    np.testing.assert_allclose(loss, nloss, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
+    d = F.softmax_cross_entropy_backward(probs, labels)
+    assert d.dtype == dtype and d.flags.c_contiguous and d.shape == shape
+    assert_close(d, naive.softmax_cross_entropy_backward(probs, labels), dtype,
+                 rtol=1e-6 if dtype == np.float32 else 1e-15)
+    np.testing.assert_allclose(d.sum(axis=1), 0, atol=1e-6 if dtype == np.float32 else 1e-15)
+
+
+@pytest.mark.parametrize("label_dtype", [np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64])
+def test_label_dtypes(backend, label_dtype, rng):
+    logits = rng.standard_normal((6, 4)).astype(np.float32)
+    labels = np.array([0, 3, 1, 2, 3, 0])
+    want = F.softmax_cross_entropy(logits, labels)
+    got = F.softmax_cross_entropy(logits, labels.astype(label_dtype))
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(F.softmax_cross_entropy_backward(want[1], labels.astype(label_dtype)),
+                                  F.softmax_cross_entropy_backward(want[1], labels))
+
+
+def test_extreme_logits_do_not_overflow(backend, dtype):
+    big = 1e4 if dtype == np.float32 else 1e300
+    logits = np.array([[big, 0.0, -big], [0.0, big, big], [-big, -big, -big]], dtype)
+    labels = np.array([0, 2, 1])
+    loss, probs = F.softmax_cross_entropy(logits, labels)
+    assert np.isfinite(probs).all() and np.isfinite(loss)
+    np.testing.assert_allclose(probs, [[1, 0, 0], [0, .5, .5], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-6)
+    np.testing.assert_allclose(loss, (0 + np.log(2) + np.log(3)) / 3, rtol=1e-6)
+    # a wrong label with a huge margin: a large but exact loss, not inf
+    loss, _ = F.softmax_cross_entropy(np.array([[big, 0.0]], dtype), np.array([1]))
+    np.testing.assert_allclose(loss, big, rtol=1e-6)
+
+
+def test_minus_inf_logit_is_a_zero_probability(backend, dtype):
+    logits = np.array([[0.0, -np.inf, 0.0]], dtype)
+    loss, probs = F.softmax_cross_entropy(logits, np.array([0]))
+    np.testing.assert_allclose(probs, [[0.5, 0, 0.5]])
+    np.testing.assert_allclose(loss, np.log(2), rtol=1e-6)
+
+
+def test_nan_logits_propagate_without_crash(backend, dtype):
+    logits = np.array([[0.0, np.nan, 1.0], [1.0, 2.0, 3.0]], dtype)
+    loss, probs = F.softmax_cross_entropy(logits, np.array([0, 2]))
+    assert np.isnan(loss)
+    assert np.isnan(probs[0]).all() and np.isfinite(probs[1]).all()
+    d = F.softmax_cross_entropy_backward(probs, np.array([0, 2]))
+    assert np.isnan(d[0]).all() and np.isfinite(d[1]).all()
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_softmax_layouts(backend, dtype, kind, rng):
+    logits = randn(rng, (8, 5), dtype)
+    labels = rng.integers(0, 5, 8)
+    loss, probs = F.softmax_cross_entropy(logits, labels)
+    d = F.softmax_cross_entropy_backward(probs, labels)
+    loss2, probs2 = F.softmax_cross_entropy(layout(logits, kind), layout(labels, kind))
+    np.testing.assert_allclose(loss2, loss, rtol=1e-6)
+    assert probs2.flags.c_contiguous
+    assert_close(probs2, probs.astype(np.float64), dtype, rtol=1e-6 if dtype == np.float32 else 1e-15)
+    d2 = F.softmax_cross_entropy_backward(layout(probs, kind), layout(labels, kind))
+    assert d2.flags.c_contiguous
+    assert_close(d2, d.astype(np.float64), dtype, rtol=1e-6 if dtype == np.float32 else 1e-15)
+
+
+def test_inputs_untouched(backend, dtype, rng):
+    logits = randn(rng, (4, 3), dtype)
+    labels = np.array([0, 1, 2, 1])
+    keep = logits.copy()
+    loss, probs = F.softmax_cross_entropy(logits, labels)
+    keep_p = probs.copy()
+    F.softmax_cross_entropy_backward(probs, labels)
+    np.testing.assert_array_equal(logits, keep)
+    np.testing.assert_array_equal(probs, keep_p)
+    np.testing.assert_array_equal(labels, [0, 1, 2, 1])
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (4, 5), (6, 2)], ids=["1x3", "4x5", "6x2"])
+def test_softmax_gradient_numerical(backend, shape, rng):
+    logits = rng.standard_normal(shape) * 2
+    labels = rng.integers(0, shape[1], shape[0])
+
+    def loss():
+        return F.softmax_cross_entropy(logits, labels)[0]
+
+    _, probs = F.softmax_cross_entropy(logits, labels)
+    check_gradients(loss, {"logits": logits},
+                    {"logits": F.softmax_cross_entropy_backward(probs, labels)})
+
+
+def test_threads_do_not_change_results(dtype, rng):
+    x = randn(rng, (4, 3, 5, 5), dtype)
+    logits = randn(rng, (16, 10), dtype)
+    labels = rng.integers(0, 10, 16)
+    outs = []
+    for n in (1, 2):
+        with num_threads(n):
+            loss, probs = F.softmax_cross_entropy(logits, labels)
+            outs.append((F.relu(x), F.relu_backward(x, F.relu(x)), np.array(loss), probs,
+                         F.softmax_cross_entropy_backward(probs, labels)))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
