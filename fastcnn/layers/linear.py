@@ -1,0 +1,91 @@
+"""Affine (alias Dense): the fully connected layer ``y = x W^T + b`` in NumPy (BLAS GEMM).
+
+Weight layout is (out_features, in_features), like PyTorch and like conv's (OC, C, KH, KW), so
+one fan computation serves both (`fastcnn.init.compute_fans`). Not a conv: input with more than
+two axes is flattened per sample, as the classic book's Affine does.
+"""
+import math
+
+import numpy as np
+
+from fastcnn import init
+from fastcnn.layers.base import Layer, check_float_input
+from fastcnn.layers.conv import _positive_int, float_dtype
+
+__all__ = ["Affine", "Dense"]
+
+
+class Affine(Layer):
+    """``y = x @ weight.T + bias``.
+
+    Shapes: x (N, in_features) (or (N, ...) with ``prod(...) == in_features``, flattened),
+    weight (out_features, in_features), bias (out_features,), y (N, out_features).
+    Backward: ``dW += dy^T x``, ``db += sum_n dy``, ``dx = dy W`` (skipped when
+    ``need_input_grad`` is False). The bias is excluded from weight decay by default.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, weight_init="he",
+                 dtype=np.float32, rng=None):
+        super().__init__()
+        self.in_features = _positive_int(in_features, "Affine", "in_features")
+        self.out_features = _positive_int(out_features, "Affine", "out_features")
+        dtype = float_dtype(dtype, "Affine")
+        shape = (self.out_features, self.in_features)
+        self.weight = self.add_parameter("weight", init.get(weight_init)(shape, rng, dtype))
+        self.bias = (self.add_parameter("bias", np.zeros(self.out_features, dtype), decay=False)
+                     if bias else None)
+        self._set_config(in_features=self.in_features, out_features=self.out_features,
+                         bias=bool(bias), weight_init=init.config_of(weight_init),
+                         dtype=dtype.name)
+        self._x = None
+        self._x_shape = None
+
+    def forward(self, x):
+        x = check_float_input(x, type(self).__name__, self.weight.dtype)
+        if x.ndim < 2:
+            raise ValueError(f"Affine: input must have a batch axis, got shape {x.shape}")
+        self._x_shape = x.shape
+        if x.ndim > 2:
+            x = x.reshape(x.shape[0], -1)
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"Affine: expects {self.in_features} input features, got input "
+                             f"shape {self._x_shape}")
+        self._x = x
+        y = self._workspace("y", (x.shape[0], self.out_features), x.dtype)
+        np.matmul(x, self.weight.data.T, out=y)
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    def backward(self, dy):
+        if self._x is None:
+            raise RuntimeError("Affine.backward called before forward")
+        x = self._x
+        if dy.shape != (x.shape[0], self.out_features):
+            raise ValueError(f"Affine.backward: dy has shape {dy.shape}, expected "
+                             f"{(x.shape[0], self.out_features)}")
+        dweight = self._workspace("dweight", self.weight.shape, x.dtype)
+        np.matmul(dy.T, x, out=dweight)
+        self.weight.grad += dweight
+        if self.bias is not None:
+            dbias = self._workspace("dbias", (self.out_features,), x.dtype)
+            np.sum(dy, axis=0, out=dbias)
+            self.bias.grad += dbias
+        if not self.need_input_grad:
+            return None
+        dx = self._workspace("dx", x.shape, x.dtype)
+        np.matmul(dy, self.weight.data, out=dx)
+        return dx.reshape(self._x_shape)
+
+    def output_shape(self, input_shape):
+        if math.prod(input_shape) != self.in_features:
+            raise ValueError(f"Affine: expects {self.in_features} input features, got per-sample "
+                             f"shape {tuple(input_shape)}")
+        return (self.out_features,)
+
+    def extra_repr(self):
+        s = f"{self.in_features}, {self.out_features}"
+        return s if self.bias is not None else s + ", bias=False"
+
+
+Dense = Affine

@@ -1,0 +1,43 @@
+"""SoftmaxCrossEntropy: the classifier's loss, fused softmax + cross-entropy over
+`fastcnn.functional.softmax_cross_entropy` (log-sum-exp, so large logits do not overflow).
+
+Not a Layer in the chain: ``forward(logits, labels)`` returns a float and ``backward()`` starts
+the backward pass.
+"""
+import numpy as np
+
+from fastcnn import functional as F
+from fastcnn.layers.base import Layer, check_float_input
+
+__all__ = ["SoftmaxCrossEntropy"]
+
+
+class SoftmaxCrossEntropy(Layer):
+    """``loss = -(1/N) sum_n log softmax(logits[n])[labels[n]]``; ``dlogits = (p - onehot) / N``.
+
+    logits (N, K) float32/float64, labels (N,) integers in [0, K). ``backward(dout=1.0)`` returns
+    ``dout * dlogits`` (in the logits' dtype). ``probs`` holds the last softmax.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.probs = None
+        self._labels = None
+
+    def forward(self, logits, labels):
+        logits = check_float_input(logits, "SoftmaxCrossEntropy", ndim=2)
+        labels = np.asarray(labels)
+        loss, self.probs = F.softmax_cross_entropy(logits, labels)
+        self._labels = labels
+        return float(loss)
+
+    def backward(self, dout=1.0):
+        if self.probs is None:
+            raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
+        d = F.softmax_cross_entropy_backward(self.probs, self._labels)
+        if dout != 1.0:
+            d *= float(dout)
+        return d
+
+    def output_shape(self, input_shape):
+        return ()

@@ -1,0 +1,97 @@
+"""MaxPool2D and AvgPool2D over `fastcnn.functional`'s pooling kernels (NCHW, per plane).
+
+Max pooling keeps the argmax index of each window (``h*W + w`` within its plane) from forward to
+backward; average pooling needs nothing but the input shape.
+"""
+from fastcnn import functional as F
+from fastcnn.layers.base import Layer, check_float_input, conv_output_size, pair
+from fastcnn.layers.conv import _fmt
+
+__all__ = ["MaxPool2D", "AvgPool2D"]
+
+
+class _Pool2D(Layer):
+    _name = "Pool2D"
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = pair(kernel_size, self._name, "kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else pair(stride, self._name, "stride", 1)
+        self.padding = pair(padding, self._name, "padding", 0)
+        for k, p in zip(self.kernel_size, self.padding):
+            if p > k // 2:
+                raise ValueError(f"{self._name}: padding {padding!r} must be <= kernel_size // 2 "
+                                 f"(kernel_size={kernel_size!r})")
+        self._x_shape = None
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        oh = conv_output_size(h, self.kernel_size[0], self.stride[0], self.padding[0], self._name)
+        ow = conv_output_size(w, self.kernel_size[1], self.stride[1], self.padding[1], self._name)
+        return (c, oh, ow)
+
+    def extra_repr(self):
+        s = f"kernel_size={_fmt(self.kernel_size)}"
+        if self.stride != self.kernel_size:
+            s += f", stride={_fmt(self.stride)}"
+        if self.padding != (0, 0):
+            s += f", padding={_fmt(self.padding)}"
+        return s
+
+
+class MaxPool2D(_Pool2D):
+    """``y[n, c, i, j] = max`` of the ``kernel_size`` window at ``(i*SH - PH, j*SW - PW)``.
+
+    ``stride`` defaults to ``kernel_size``; padded cells never win. Backward routes each ``dy``
+    to its window's winner (the first maximum in row-major order on ties).
+    """
+
+    _name = "MaxPool2D"
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__(kernel_size, stride, padding)
+        self._set_config(kernel_size=kernel_size, stride=stride, padding=padding)
+        self._indices = None
+
+    def forward(self, x):
+        # x: (N, C, H, W) -> y, indices: (N, C, OH, OW)
+        x = check_float_input(x, "MaxPool2D", ndim=4)
+        y, self._indices = F.max_pool2d(x, self.kernel_size, stride=self.stride,
+                                        padding=self.padding, return_indices=True)
+        self._x_shape = x.shape
+        return y
+
+    def backward(self, dy):
+        if self._indices is None:
+            raise RuntimeError("MaxPool2D.backward called before forward")
+        if not self.need_input_grad:
+            return None
+        return F.max_pool2d_backward(dy, self._indices, self._x_shape)
+
+
+class AvgPool2D(_Pool2D):
+    """``y[n, c, i, j] = mean`` of the window; padded zeros count (``count_include_pad=True``,
+    PyTorch's default: every window is divided by ``KH*KW``)."""
+
+    _name = "AvgPool2D"
+
+    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding)
+        self.count_include_pad = bool(count_include_pad)
+        self._set_config(kernel_size=kernel_size, stride=stride, padding=padding,
+                         count_include_pad=self.count_include_pad)
+
+    def forward(self, x):
+        x = check_float_input(x, "AvgPool2D", ndim=4)
+        self._x_shape = x.shape
+        return F.avg_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding,
+                            count_include_pad=self.count_include_pad)
+
+    def backward(self, dy):
+        if self._x_shape is None:
+            raise RuntimeError("AvgPool2D.backward called before forward")
+        if not self.need_input_grad:
+            return None
+        return F.avg_pool2d_backward(dy, self._x_shape, self.kernel_size, stride=self.stride,
+                                     padding=self.padding,
+                                     count_include_pad=self.count_include_pad)
