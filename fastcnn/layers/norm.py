@@ -59,7 +59,7 @@ class _BatchNorm(Layer):
         y, mean, invstd = F.batch_norm(
             x, self.weight.data, self.bias.data, self._buffers["running_mean"],
             self._buffers["running_var"], training=self.training, momentum=self.momentum,
-            eps=self.eps)
+            eps=self.eps, out=self._workspace("y", x.shape, x.dtype))
         self._saved = (x, mean, invstd, self.training)
         return y
 
@@ -68,7 +68,8 @@ class _BatchNorm(Layer):
             raise RuntimeError(f"{self._name}.backward called before forward")
         x, mean, invstd, training = self._saved
         dx, dgamma, dbeta = F.batch_norm_backward(dy, x, self.weight.data, mean, invstd,
-                                                  training=training)
+                                                  training=training,
+                                                  out=self._workspace("dx", x.shape, x.dtype))
         self.weight.grad += dgamma
         self.bias.grad += dbeta
         return dx

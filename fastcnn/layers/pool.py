@@ -3,6 +3,8 @@
 Max pooling keeps the argmax index of each window (``h*W + w`` within its plane) from forward to
 backward; average pooling needs nothing but the input shape.
 """
+import numpy as np
+
 from fastcnn import functional as F
 from fastcnn.layers.base import Layer, check_float_input, conv_output_size, pair
 from fastcnn.layers.conv import _fmt
@@ -56,8 +58,11 @@ class MaxPool2D(_Pool2D):
     def forward(self, x):
         # x: (N, C, H, W) -> y, indices: (N, C, OH, OW)
         x = check_float_input(x, "MaxPool2D", ndim=4)
-        y, self._indices = F.max_pool2d(x, self.kernel_size, stride=self.stride,
-                                        padding=self.padding, return_indices=True)
+        oshape = x.shape[:2] + self.output_shape(x.shape[1:])[1:]
+        y, self._indices = F.max_pool2d(
+            x, self.kernel_size, stride=self.stride, padding=self.padding, return_indices=True,
+            out=self._workspace("y", oshape, x.dtype),
+            out_indices=self._workspace("indices", oshape, np.dtype(np.int32)))
         self._x_shape = x.shape
         return y
 
@@ -66,7 +71,8 @@ class MaxPool2D(_Pool2D):
             raise RuntimeError("MaxPool2D.backward called before forward")
         if not self.need_input_grad:
             return None
-        return F.max_pool2d_backward(dy, self._indices, self._x_shape)
+        return F.max_pool2d_backward(dy, self._indices, self._x_shape,
+                                     out=self._workspace("dx", self._x_shape, dy.dtype))
 
 
 class AvgPool2D(_Pool2D):
@@ -84,8 +90,10 @@ class AvgPool2D(_Pool2D):
     def forward(self, x):
         x = check_float_input(x, "AvgPool2D", ndim=4)
         self._x_shape = x.shape
+        oshape = x.shape[:2] + self.output_shape(x.shape[1:])[1:]
         return F.avg_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding,
-                            count_include_pad=self.count_include_pad)
+                            count_include_pad=self.count_include_pad,
+                            out=self._workspace("y", oshape, x.dtype))
 
     def backward(self, dy):
         if self._x_shape is None:
@@ -94,4 +102,5 @@ class AvgPool2D(_Pool2D):
             return None
         return F.avg_pool2d_backward(dy, self._x_shape, self.kernel_size, stride=self.stride,
                                      padding=self.padding,
-                                     count_include_pad=self.count_include_pad)
+                                     count_include_pad=self.count_include_pad,
+                                     out=self._workspace("dx", self._x_shape, dy.dtype))
