@@ -1,0 +1,514 @@
+"""The one registry of fastcnn's benchmark cases, shared by bench/compare.py and the
+pytest-benchmark files (bench/test_bench_*.py), so both always time the same work.
+
+Vocabulary
+----------
+op        a kind of work with one set of step builders: "conv", "pool", "bn" (later "model").
+case      one op at one shape (a row of PERFORMANCE.md's peer table), e.g. "cifar-3-64".
+impl      who computes it: "fastcnn" (compiled backend), "numpy" (fastcnn's pure-numpy reference
+          backend, ``F.use_backend("reference")``) or "torch" (PyTorch CPU, optional).
+step      a zero-argument callable doing one benchmark iteration (forward + backward of one
+          layer); it returns its outputs so they can be compared across impls (``--check``).
+
+Every step allocates its outputs as the library normally would; inputs, weights and the upstream
+gradient are built once, outside the timing, from one seeded generator and shared by all impls
+(torch wraps the same numpy arrays), so all three compute the same numbers.
+
+Adding a case
+-------------
+* A new shape of an existing op: append ``Case(...)`` to CASES (or call ``add_case``).
+* A new op (e.g. a whole "model step" for issue 5): ``register_op("model", work=..., traffic=...)``
+  then decorate one builder per impl with ``@builder("model", "fastcnn", "numpy")`` /
+  ``@builder("model", "torch")``; a builder is ``fn(params, dtype, rng) -> step``. Then add
+  cases with ``op="model"`` and a ``small`` override for smoke runs. compare.py picks it up via
+  ``--ops model``; a pytest file needs only ``OP = "model"`` and a 3-line test (see
+  test_bench_conv.py).
+
+Thread control (``impl_context``): fastcnn.set_num_threads(n) for fastcnn, torch.set_num_threads(n)
+for torch, and numpy's BLAS limited to n threads (threadpoolctl, when importable) for every impl.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import importlib.util
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+IMPLS: tuple[str, ...] = ("fastcnn", "torch", "numpy")
+THREADS: tuple[int, ...] = (1, 2)
+DTYPES: tuple[str, ...] = ("float32",)
+SMALL_BATCH = 2          # batch used by the small-shape smoke variant of each case
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# --------------------------------------------------------------------------------------------
+# Imports of the things we time (lazy: torch and the compiled module are optional here)
+# --------------------------------------------------------------------------------------------
+def _ensure_fastcnn_on_path() -> None:
+    """Make `import fastcnn` work from a source checkout built in place (`python setup.py
+    build_ext --inplace`) when the package is not installed. The repo root goes at the END of
+    sys.path so an installed fastcnn always wins over the source tree."""
+    if importlib.util.find_spec("fastcnn") is None and os.path.isdir(
+        os.path.join(_REPO_ROOT, "fastcnn")
+    ):
+        sys.path.append(_REPO_ROOT)
+
+
+def fastcnn_module():
+    _ensure_fastcnn_on_path()
+    return importlib.import_module("fastcnn")
+
+
+def functional():
+    """fastcnn.functional (raises ImportError with fastcnn's build hint when not built)."""
+    fastcnn_module()
+    return importlib.import_module("fastcnn.functional")
+
+
+def torch_module():
+    return importlib.import_module("torch")
+
+
+def available(impl: str) -> tuple[bool, str]:
+    """(usable, reason-if-not) for an impl, without timing anything."""
+    try:
+        if impl == "torch":
+            torch_module()
+        else:
+            functional()
+    except ImportError as err:
+        return False, f"{type(err).__name__}: {err}"
+    return True, ""
+
+
+# --------------------------------------------------------------------------------------------
+# Threads and backend selection
+# --------------------------------------------------------------------------------------------
+_CONTROLLERS: dict = {}
+
+
+def _threadpool_controller():
+    """A threadpoolctl controller (library discovery is slow, so cached), or None. Re-made when
+    fastcnn or torch got imported since, as they load more BLAS/OpenMP libraries (fastcnn's GEMM
+    is SciPy's OpenBLAS, numpy has its own)."""
+    key = tuple(m in sys.modules for m in ("fastcnn._kernels", "scipy.linalg", "torch"))
+    if key not in _CONTROLLERS:
+        try:
+            import threadpoolctl
+        except ImportError:
+            _CONTROLLERS[key] = None
+        else:
+            _CONTROLLERS[key] = threadpoolctl.ThreadpoolController()
+    return _CONTROLLERS[key]
+
+
+def blas_info() -> list[dict]:
+    """What threadpoolctl reports (BLAS and OpenMP libraries, kernel/architecture, threads)."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return []
+    keys = ("user_api", "internal_api", "prefix", "version", "architecture", "threading_layer",
+            "num_threads", "filepath")
+    return [{k: d.get(k) for k in keys if k in d} for d in threadpoolctl.threadpool_info()]
+
+
+@contextlib.contextmanager
+def impl_context(impl: str, threads: int):
+    """Run `impl` on `threads` threads: fastcnn.set_num_threads for fastcnn, torch.set_num_threads
+    for torch, and every BLAS (numpy's and SciPy's OpenBLAS) limited to `threads` for all impls
+    (the numpy reference's parallelism is its BLAS; fastcnn pins BLAS to 1 inside its own
+    parallel regions anyway). Also selects fastcnn's backend: "fast" or "reference"."""
+    with contextlib.ExitStack() as stack:
+        if impl == "torch":
+            torch = torch_module()
+            prev = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            stack.callback(torch.set_num_threads, prev)
+        else:
+            F = functional()
+            if impl == "fastcnn":
+                fc = fastcnn_module()
+                prev = fc.set_num_threads(threads)
+                stack.callback(fc.set_num_threads, prev)
+            stack.enter_context(F.use_backend("fast" if impl == "fastcnn" else "reference"))
+        ctl = _threadpool_controller()
+        if ctl is not None:
+            stack.enter_context(ctl.limit(limits=threads, user_api="blas"))
+        yield
+
+
+def quiesce(impl: str, threads: int) -> None:
+    """Sleep long enough after timing `impl` that its idle worker threads stop spinning before
+    the next impl is timed: OpenBLAS workers (the numpy reference's BLAS) busy-wait up to
+    ~2**28 cycles (~0.07 s) after a call; libgomp workers (fastcnn, torch) ~1 ms."""
+    if threads > 1:
+        time.sleep(0.1 if impl == "numpy" else 0.005)
+
+
+def max_threads(impl: str) -> int | None:
+    """The most threads `impl` can use here (1 for a fastcnn build without OpenMP), or None when
+    unlimited/unknown."""
+    if impl == "fastcnn":
+        from fastcnn import _kernels
+        info = _kernels.build_info()
+        return None if info.get("openmp") else 1
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+Builder = Callable[[Mapping[str, Any], np.dtype, np.random.Generator], Callable[[], Any]]
+
+
+@dataclass
+class OpSpec:
+    name: str
+    work: Callable[[Mapping[str, Any]], float | None]            # FLOPs of one step
+    traffic: Callable[[Mapping[str, Any], int], float | None]    # compulsory bytes of one step
+    outputs: tuple[str, ...]                                     # names of what a step returns
+    builders: dict[str, Builder] = field(default_factory=dict)
+
+
+OPS: dict[str, OpSpec] = {}
+
+
+def register_op(name, *, work=lambda p: None, traffic=lambda p, itemsize: None, outputs=()):
+    OPS[name] = OpSpec(name, work, traffic, tuple(outputs))
+    return OPS[name]
+
+
+def builder(op: str, *impls: str):
+    def deco(fn: Builder) -> Builder:
+        for impl in impls:
+            OPS[op].builders[impl] = fn
+        return fn
+    return deco
+
+
+@dataclass(frozen=True)
+class Case:
+    op: str
+    name: str                     # stable id, unique within the op
+    title: str                    # human label for tables
+    params: Mapping[str, Any]
+    small: Mapping[str, Any] = field(default_factory=dict)   # overrides for the smoke variant
+
+    @property
+    def spec(self) -> OpSpec:
+        return OPS[self.op]
+
+    def smallified(self) -> "Case":
+        return dataclasses.replace(self, params={**self.params, **self.small},
+                                   title=self.title + " [small]")
+
+    def flops(self) -> float | None:
+        return self.spec.work(self.params)
+
+    def traffic(self, dtype="float32") -> float | None:
+        return self.spec.traffic(self.params, np.dtype(dtype).itemsize)
+
+    def group(self, dtype: str, threads: int) -> str:
+        return f"{self.op}:{self.name}:{dtype}:t{threads}"
+
+    def shape_str(self) -> str:
+        x = self.params.get("x_shape")
+        return "x" + str(tuple(x)).replace(" ", "") if x is not None else ""
+
+    def setup(self, impl: str, dtype="float32", seed: int = 0) -> Callable[[], Any]:
+        """Build inputs (outside any timing) and return the step for `impl`."""
+        try:
+            make = self.spec.builders[impl]
+        except KeyError:
+            raise KeyError(f"op {self.op!r} has no builder for impl {impl!r}") from None
+        return make(self.params, np.dtype(dtype), np.random.default_rng(seed))
+
+    def rate(self, seconds: float, dtype="float32") -> tuple[float | None, str]:
+        """(rate, unit) for one step taking `seconds`: GFLOP/s when the op has a FLOP count,
+        else GB/s of compulsory memory traffic, else (None, "")."""
+        if not seconds or seconds <= 0:
+            return None, ""
+        f = self.flops()
+        if f:
+            return f / seconds / 1e9, "GFLOP/s"
+        b = self.traffic(dtype)
+        if b:
+            return b / seconds / 1e9, "GB/s"
+        return None, ""
+
+
+CASES: list[Case] = []
+
+
+def add_case(case: Case) -> Case:
+    if any(c.op == case.op and c.name == case.name for c in CASES):
+        raise ValueError(f"duplicate case {case.op}:{case.name}")
+    CASES.append(case)
+    return case
+
+
+def get_cases(ops: Sequence[str] | None = None, names: Sequence[str] | None = None,
+              small: bool = False) -> list[Case]:
+    out = [c for c in CASES
+           if (ops is None or c.op in ops) and (names is None or c.name in names)]
+    return [c.smallified() if small else c for c in out]
+
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------
+def _out_size(size, k, s, p):
+    return (size + 2 * p - k) // s + 1
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _small(x_shape):
+    return {"x_shape": (min(SMALL_BATCH, x_shape[0]),) + tuple(x_shape[1:])}
+
+
+def to_numpy(v):
+    """Step outputs -> numpy (torch tensors are detached; None stays None)."""
+    if v is None:
+        return None
+    if hasattr(v, "detach"):
+        return v.detach().cpu().numpy()
+    return np.asarray(v)
+
+
+# --------------------------------------------------------------------------------------------
+# conv: forward with bias, backward with dx, dweight, dbias
+# --------------------------------------------------------------------------------------------
+def _conv_geom(p):
+    N, C, H, W = p["x_shape"]
+    KH, KW = _pair(p["kernel"])
+    SH, SW = _pair(p["stride"])
+    PH, PW = _pair(p["padding"])
+    OC = p["out_channels"]
+    OH, OW = _out_size(H, KH, SH, PH), _out_size(W, KW, SW, PW)
+    return N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW
+
+
+def _conv_work(p):
+    N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW = _conv_geom(p)
+    return 3.0 * 2.0 * N * OC * C * KH * KW * OH * OW      # fwd + dx + dW
+
+
+def _conv_traffic(p, itemsize):
+    N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW = _conv_geom(p)
+    return itemsize * (3 * N * C * H * W + 3 * N * OC * OH * OW + 3 * OC * C * KH * KW)
+
+
+register_op("conv", work=_conv_work, traffic=_conv_traffic,
+            outputs=("y", "dx", "dweight", "dbias"))
+
+
+def _conv_data(p, dtype, rng):
+    N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW = _conv_geom(p)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = (rng.standard_normal((OC, C, KH, KW)) * np.sqrt(2.0 / (C * KH * KW))).astype(dtype)
+    b = (0.1 * rng.standard_normal(OC)).astype(dtype)
+    dy = rng.standard_normal((N, OC, OH, OW)).astype(dtype)
+    return x, w, b, dy, (SH, SW), (PH, PW)
+
+
+@builder("conv", "fastcnn", "numpy")
+def _conv_fastcnn(p, dtype, rng):
+    F = functional()
+    x, w, b, dy, stride, padding = _conv_data(p, dtype, rng)
+
+    def step():
+        y = F.conv2d(x, w, b, stride=stride, padding=padding)
+        dx, dw, db = F.conv2d_backward(dy, x, w, stride=stride, padding=padding,
+                                       need_dx=True, need_dbias=True)
+        return y, dx, dw, db
+    return step
+
+
+@builder("conv", "torch")
+def _conv_torch(p, dtype, rng):
+    torch = torch_module()
+    tf = torch.nn.functional
+    x, w, b, dy, stride, padding = _conv_data(p, dtype, rng)
+    tx, tw, tb = (torch.from_numpy(a).requires_grad_(True) for a in (x, w, b))
+    tdy = torch.from_numpy(dy)
+
+    def step():
+        y = tf.conv2d(tx, tw, tb, stride=stride, padding=padding)
+        dx, dw, db = torch.autograd.grad(y, (tx, tw, tb), tdy)
+        return y, dx, dw, db
+    return step
+
+
+# --------------------------------------------------------------------------------------------
+# max pool: forward with argmax indices, backward
+# --------------------------------------------------------------------------------------------
+def _pool_geom(p):
+    N, C, H, W = p["x_shape"]
+    KH, KW = _pair(p["kernel"])
+    SH, SW = _pair(p.get("stride") or p["kernel"])
+    PH, PW = _pair(p.get("padding", 0))
+    return N, C, H, W, KH, KW, SH, SW, PH, PW, _out_size(H, KH, SH, PH), _out_size(W, KW, SW, PW)
+
+
+def _pool_traffic(p, itemsize):
+    # fwd: read x, write y and int32 indices; bwd: read dy and indices, write dx
+    N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW = _pool_geom(p)
+    nx, ny = N * C * H * W, N * C * OH * OW
+    return itemsize * (2 * nx + 2 * ny) + 4 * 2 * ny
+
+
+register_op("pool", traffic=_pool_traffic, outputs=("y", "indices", "dx"))
+
+
+def _pool_data(p, dtype, rng):
+    N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW = _pool_geom(p)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    dy = rng.standard_normal((N, C, OH, OW)).astype(dtype)
+    return x, dy, (KH, KW), (SH, SW), (PH, PW)
+
+
+@builder("pool", "fastcnn", "numpy")
+def _pool_fastcnn(p, dtype, rng):
+    F = functional()
+    x, dy, kernel, stride, padding = _pool_data(p, dtype, rng)
+
+    def step():
+        y, idx = F.max_pool2d(x, kernel, stride=stride, padding=padding, return_indices=True)
+        dx = F.max_pool2d_backward(dy, idx, x.shape)
+        return y, idx, dx
+    return step
+
+
+@builder("pool", "torch")
+def _pool_torch(p, dtype, rng):
+    torch = torch_module()
+    tf = torch.nn.functional
+    x, dy, kernel, stride, padding = _pool_data(p, dtype, rng)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    tdy = torch.from_numpy(dy)
+
+    def step():
+        y, idx = tf.max_pool2d(tx, kernel, stride=stride, padding=padding, return_indices=True)
+        (dx,) = torch.autograd.grad(y, (tx,), tdy)
+        return y, idx, dx
+    return step
+
+
+# --------------------------------------------------------------------------------------------
+# batch norm: training forward (batch statistics, running-stat update) + backward
+# --------------------------------------------------------------------------------------------
+def _bn_traffic(p, itemsize):
+    # compulsory, one pass each: fwd read x, write y; bwd read x and dy, write dx
+    n = int(np.prod(p["x_shape"]))
+    return itemsize * 5 * n
+
+
+register_op("bn", traffic=_bn_traffic, outputs=("y", "dx", "dweight", "dbias"))
+
+
+def _bn_data(p, dtype, rng):
+    shape = tuple(p["x_shape"])
+    C = shape[1]
+    x = (1.5 * rng.standard_normal(shape) + 0.3).astype(dtype)
+    gamma = (1.0 + 0.1 * rng.standard_normal(C)).astype(dtype)
+    beta = (0.1 * rng.standard_normal(C)).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    return x, gamma, beta, dy, np.zeros(C, dtype), np.ones(C, dtype)
+
+
+@builder("bn", "fastcnn", "numpy")
+def _bn_fastcnn(p, dtype, rng):
+    F = functional()
+    x, gamma, beta, dy, rmean, rvar = _bn_data(p, dtype, rng)
+
+    def step():
+        y, mean, invstd = F.batch_norm(x, gamma, beta, rmean, rvar, training=True,
+                                       momentum=0.1, eps=1e-5)
+        dx, dgamma, dbeta = F.batch_norm_backward(dy, x, gamma, mean, invstd, training=True)
+        return y, dx, dgamma, dbeta
+    return step
+
+
+@builder("bn", "torch")
+def _bn_torch(p, dtype, rng):
+    torch = torch_module()
+    tf = torch.nn.functional
+    x, gamma, beta, dy, rmean, rvar = _bn_data(p, dtype, rng)
+    tx, tg, tb = (torch.from_numpy(a).requires_grad_(True) for a in (x, gamma, beta))
+    tdy, trm, trv = (torch.from_numpy(a) for a in (dy, rmean, rvar))
+
+    def step():
+        y = tf.batch_norm(tx, trm, trv, tg, tb, training=True, momentum=0.1, eps=1e-5)
+        dx, dg, db = torch.autograd.grad(y, (tx, tg, tb), tdy)
+        return y, dx, dg, db
+    return step
+
+
+# --------------------------------------------------------------------------------------------
+# The cases: PERFORMANCE.md's peer table
+# --------------------------------------------------------------------------------------------
+def _conv_case(name, title, x_shape, out_channels, kernel, stride=1, padding=0):
+    return add_case(Case("conv", name, title,
+                         dict(x_shape=x_shape, out_channels=out_channels, kernel=kernel,
+                              stride=stride, padding=padding),
+                         small=_small(x_shape)))
+
+
+_conv_case("mnist-1-30-5x5", "MNIST conv 1->30 5x5", (100, 1, 28, 28), 30, 5)
+_conv_case("deep-16-16-3x3", "DeepConvNet conv 16->16 3x3 p1", (100, 16, 28, 28), 16, 3, 1, 1)
+_conv_case("deep-32-64-3x3", "DeepConvNet conv 32->64 3x3 p1", (100, 32, 14, 14), 64, 3, 1, 1)
+_conv_case("cifar-3-64-3x3", "CIFAR conv 3->64 3x3 p1", (128, 3, 32, 32), 64, 3, 1, 1)
+_conv_case("wide-64-128-3x3", "conv 64->128 3x3 p1", (128, 64, 16, 16), 128, 3, 1, 1)
+_conv_case("alexnet-conv1", "AlexNet conv1 3->96 11x11 s4", (8, 3, 227, 227), 96, 11, 4, 0)
+
+add_case(Case("pool", "max-2x2-s2", "max pool 2x2 s2",
+              dict(x_shape=(100, 30, 24, 24), kernel=2, stride=2, padding=0),
+              small=_small((100, 30, 24, 24))))
+
+add_case(Case("bn", "bn-64", "batch norm 64 ch (train)", dict(x_shape=(128, 64, 32, 32)),
+              small=_small((128, 64, 32, 32))))
+
+
+# --------------------------------------------------------------------------------------------
+# Agreement check: are the impls computing the same thing?
+# --------------------------------------------------------------------------------------------
+def compare_outputs(case: Case, impls: Sequence[str], dtype="float32",
+                    reference: str | None = None) -> dict[str, dict[str, float]]:
+    """Run each impl's step once (default threads) and return, per impl, per output,
+    max|a - ref| / max(max|ref|, tiny) against `reference` (default: torch if present, else
+    the first impl). Integer outputs (indices) report the fraction of entries that differ."""
+    results = {}
+    for impl in impls:
+        step = case.setup(impl, dtype)
+        with impl_context(impl, threads=1 if impl == "numpy" else 2):
+            results[impl] = [to_numpy(v) for v in step()]
+    ref = reference or ("torch" if "torch" in results else impls[0])
+    out = {}
+    for impl, vals in results.items():
+        errs = {}
+        for name, a, r in zip(case.spec.outputs, vals, results[ref]):
+            if a is None or r is None:
+                errs[name] = float("nan")
+                continue
+            if a.shape != r.shape:
+                errs[name] = float("inf")
+                continue
+            if np.issubdtype(r.dtype, np.integer):
+                errs[name] = float(np.mean(a.astype(np.int64) != r.astype(np.int64)))
+            else:
+                scale = max(float(np.max(np.abs(r))), np.finfo(np.float32).tiny)
+                errs[name] = float(np.max(np.abs(a.astype(np.float64) - r))) / scale
+        out[impl] = errs
+    return out
