@@ -8,6 +8,7 @@ import numpy as np
 
 __all__ = [
     "conv2d_forward", "conv2d_backward",
+    "linear_forward", "linear_backward",
     "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward",
     "batch_norm_forward", "batch_norm_backward",
@@ -101,6 +102,23 @@ def conv2d_backward(dy, x, weight, stride, padding, need_dx, need_dbias):
         dcol = dy_mat @ weight.reshape(oc, c * kh * kw)
         dx = _col2im(dcol, x.shape, kh, kw, stride, padding)
     return dx, dweight, dbias
+
+
+# ---- fully connected -----------------------------------------------------------------------
+
+def linear_forward(x, weight, bias):
+    """y = x @ weight.T + bias.  x: (N, IN)  weight: (OUT, IN)  bias: (OUT,) or None."""
+    y = x @ weight.T
+    if bias is not None:
+        y += bias
+    return y
+
+
+def linear_backward(dy, x, weight, need_dx, need_dbias):
+    """dweight = dy.T @ x, dbias = sum over the batch of dy, dx = dy @ weight."""
+    dx = dy @ weight if need_dx else None
+    dbias = dy.sum(axis=0) if need_dbias else None
+    return dx, dy.T @ x, dbias
 
 
 # ---- max pooling ----------------------------------------------------------------------------

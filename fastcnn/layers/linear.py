@@ -1,4 +1,4 @@
-"""Affine (alias Dense): the fully connected layer ``y = x W^T + b`` in NumPy (BLAS GEMM).
+"""Affine (alias Dense): the fully connected layer ``y = x W^T + b`` over ``F.linear``.
 
 Weight layout is (out_features, in_features), like PyTorch and like conv's (OC, C, KH, KW), so
 one fan computation serves both (`fastcnn.init.compute_fans`). Not a conv: input with more than
@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from fastcnn import functional as F
 from fastcnn import init
 from fastcnn.layers.base import Layer, check_float_input
 from fastcnn.layers.conv import _positive_int, float_dtype
@@ -51,11 +52,8 @@ class Affine(Layer):
             raise ValueError(f"Affine: expects {self.in_features} input features, got input "
                              f"shape {self._x_shape}")
         self._x = x
-        y = self._workspace("y", (x.shape[0], self.out_features), x.dtype)
-        np.matmul(x, self.weight.data.T, out=y)
-        if self.bias is not None:
-            y += self.bias.data
-        return y
+        return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data,
+                        out=self._workspace("y", (x.shape[0], self.out_features), x.dtype))
 
     def backward(self, dy):
         if self._x is None:
@@ -64,18 +62,14 @@ class Affine(Layer):
         if dy.shape != (x.shape[0], self.out_features):
             raise ValueError(f"Affine.backward: dy has shape {dy.shape}, expected "
                              f"{(x.shape[0], self.out_features)}")
-        dweight = self._workspace("dweight", self.weight.shape, x.dtype)
-        np.matmul(dy.T, x, out=dweight)
+        need_dx = self.need_input_grad
+        dx, dweight, dbias = F.linear_backward(
+            dy, x, self.weight.data, need_dx=need_dx, need_dbias=self.bias is not None,
+            out=self._workspace("dx", x.shape, x.dtype) if need_dx else None)
         self.weight.grad += dweight
         if self.bias is not None:
-            dbias = self._workspace("dbias", (self.out_features,), x.dtype)
-            np.sum(dy, axis=0, out=dbias)
             self.bias.grad += dbias
-        if not self.need_input_grad:
-            return None
-        dx = self._workspace("dx", x.shape, x.dtype)
-        np.matmul(dy, self.weight.data, out=dx)
-        return dx.reshape(self._x_shape)
+        return dx.reshape(self._x_shape) if need_dx else None
 
     def output_shape(self, input_shape):
         if math.prod(input_shape) != self.in_features:

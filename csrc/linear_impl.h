@@ -1,0 +1,72 @@
+/* linear_impl.h: type-generic body of the fully connected (Affine) kernels, included by linear.c
+ * once per dtype with REAL, FN(name) and GEMM defined. y = x W^T + b, as PyTorch's Linear.
+ * Every output block belongs to one thread (no reduction across threads), and BLAS runs on one
+ * thread inside our region: fastcnn, not NumPy's BLAS pool, owns the cores during training. */
+
+void FN(fc_linear_forward)(REAL *y, const REAL *x, const REAL *weight, const REAL *bias,
+                           ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads)
+{
+    /* x (N, IN)  weight (OUT, IN)  bias (OUT) or NULL  y (N, OUT).
+     * Split over output features: each thread reads only its rows of W (for a small batch and
+     * a large layer the weight is the traffic), and writes a column block of y. */
+    if (N <= 0) return;
+    int nt = linear_threads(n_threads, N, IN, OUT, OUT);
+    int blas_prev = fc_blas_threads_begin(nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        ptrdiff_t o0, o1;
+        fc_split(OUT, fc_thread_id(), fc_thread_count(), LINEAR_ALIGN, &o0, &o1);
+        if (o1 > o0) {
+            GEMM(0, 1, N, o1 - o0, IN, (REAL)1, x, IN, weight + o0 * IN, IN, (REAL)0, y + o0,
+                 OUT);
+            if (bias) {
+                for (ptrdiff_t n = 0; n < N; ++n) {
+                    REAL *yn = y + n * OUT;
+#pragma omp simd
+                    for (ptrdiff_t o = o0; o < o1; ++o) yn[o] += bias[o];
+                }
+            }
+        }
+    }
+    fc_blas_threads_end(blas_prev);
+}
+
+void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, const REAL *dy, const REAL *x,
+                            const REAL *weight, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
+                            int n_threads)
+{
+    /* dy (N, OUT)  x (N, IN)  weight (OUT, IN) -> dweight (OUT, IN) = dy^T x,
+     * dbias (OUT) = sum_n dy (or NULL), dx (N, IN) = dy W (or NULL).
+     * dweight/dbias split over output features, dx over input features: no partial sums. */
+    int nt = linear_threads(n_threads, N > 0 ? N : 1, IN, OUT, OUT > IN ? OUT : IN);
+    int blas_prev = fc_blas_threads_begin(nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int tid = fc_thread_id(), nth = fc_thread_count();
+        ptrdiff_t o0, o1, i0, i1;
+        fc_split(OUT, tid, nth, LINEAR_ALIGN, &o0, &o1);
+        if (o1 > o0) {
+            if (N > 0) {
+                GEMM(1, 0, o1 - o0, IN, N, (REAL)1, dy + o0, OUT, x, IN, (REAL)0,
+                     dweight + o0 * IN, IN);
+            } else {
+                for (ptrdiff_t i = o0 * IN; i < o1 * IN; ++i) dweight[i] = 0;
+            }
+            if (dbias) {
+                for (ptrdiff_t o = o0; o < o1; ++o) dbias[o] = 0;
+                for (ptrdiff_t n = 0; n < N; ++n) {
+                    const REAL *dyn = dy + n * OUT;
+#pragma omp simd
+                    for (ptrdiff_t o = o0; o < o1; ++o) dbias[o] += dyn[o];
+                }
+            }
+        }
+        if (dx && N > 0) {
+            fc_split(IN, tid, nth, LINEAR_ALIGN, &i0, &i1);
+            if (i1 > i0)
+                GEMM(0, 0, N, i1 - i0, OUT, (REAL)1, dy, OUT, weight + i0, IN, (REAL)0, dx + i0,
+                     IN);
+        }
+    }
+    fc_blas_threads_end(blas_prev);
+}

@@ -1,0 +1,142 @@
+"""F.linear / F.linear_backward (the Affine layer's kernels): both backends against a plain-loop
+oracle, float32 and float64, layouts, threads, numerical gradients, out= and bad input."""
+import numpy as np
+import pytest
+
+from conftest import (LAYOUTS, assert_close, check_gradients, layout, num_threads, randn)
+from fastcnn import functional as F
+
+# (N, IN, OUT): batch 1, sizes that are not multiples of the 16-wide thread blocks, one large
+# enough that the kernel really splits across two threads.
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 33, 17), (8, 40, 70), (64, 150, 100)]
+
+
+def naive_linear(x, w, b):
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    N, IN = x.shape
+    OUT = w.shape[0]
+    y = np.zeros((N, OUT))
+    for n in range(N):              # one dot product per output: obviously the definition
+        for o in range(OUT):
+            y[n, o] = np.sum(x[n] * w[o]) + (0.0 if b is None else float(b[o]))
+    return y
+
+
+def naive_linear_backward(dy, x, w):
+    dy, x, w = (a.astype(np.float64) for a in (dy, x, w))
+    N, IN = x.shape
+    OUT = w.shape[0]
+    dx, dw, db = np.zeros((N, IN)), np.zeros((OUT, IN)), np.zeros(OUT)
+    for n in range(N):              # accumulate every (n, o) term's contribution
+        for o in range(OUT):
+            db[o] += dy[n, o]
+            dw[o] += dy[n, o] * x[n]
+            dx[n] += dy[n, o] * w[o]
+    return dx, dw, db
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_matches_naive(backend, dtype, shape, with_bias, rng):
+    N, IN, OUT = shape
+    x, w = randn(rng, (N, IN), dtype), randn(rng, (OUT, IN), dtype)
+    b = randn(rng, OUT, dtype) if with_bias else None
+    y = F.linear(x, w, b)
+    assert_close(y, naive_linear(x, w, b), dtype)
+    dy = randn(rng, (N, OUT), dtype)
+    dx, dw, db = F.linear_backward(dy, x, w, need_dbias=with_bias)
+    ndx, ndw, ndb = naive_linear_backward(dy, x, w)
+    assert_close(dx, ndx, dtype)
+    assert_close(dw, ndw, dtype)
+    if with_bias:
+        assert_close(db, ndb, dtype)
+    else:
+        assert db is None
+
+
+def test_skips_dx(backend, rng):
+    x, w, dy = randn(rng, (4, 9, ), np.float32), randn(rng, (5, 9), np.float32), None
+    dy = randn(rng, (4, 5), np.float32)
+    dx, dw, db = F.linear_backward(dy, x, w, need_dx=False)
+    assert dx is None and dw.shape == (5, 9) and db.shape == (5,)
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_layouts(backend, kind, rng):
+    x, w, b = randn(rng, (6, 20), np.float32), randn(rng, (18, 20), np.float32), None
+    b = randn(rng, 18, np.float32)
+    dy = randn(rng, (6, 18), np.float32)
+    y = F.linear(layout(x, kind), layout(w, kind), layout(b, kind))
+    assert y.flags.c_contiguous
+    assert_close(y, naive_linear(x, w, b), np.float32)
+    dx, dw, db = F.linear_backward(layout(dy, kind), layout(x, kind), layout(w, kind))
+    ndx, ndw, ndb = naive_linear_backward(dy, x, w)
+    assert_close(dx, ndx, np.float32)
+    assert_close(dw, ndw, np.float32)
+    assert_close(db, ndb, np.float32)
+
+
+def test_gradients_float64(backend, rng):
+    x, w, b = randn(rng, (3, 7), np.float64), randn(rng, (4, 7), np.float64), None
+    b = randn(rng, 4, np.float64)
+    r = randn(rng, (3, 4), np.float64)
+    loss = lambda: float(np.sum(F.linear(x, w, b) * r))  # noqa: E731
+    dx, dw, db = F.linear_backward(r, x, w)
+    check_gradients(loss, {"x": x, "weight": w, "bias": b}, {"x": dx, "weight": dw, "bias": db})
+
+
+def test_two_threads_agree_with_one(dtype, rng):
+    x, w, b = randn(rng, (64, 300), dtype), randn(rng, (200, 300), dtype), None
+    b = randn(rng, 200, dtype)
+    dy = randn(rng, (64, 200), dtype)
+    results = []
+    for n in (1, 2):
+        with num_threads(n):
+            results.append((F.linear(x, w, b),) + F.linear_backward(dy, x, w))
+    for a, b_ in zip(*results):
+        assert_close(a, b_, dtype, rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+def test_out_buffers(backend, rng):
+    x, w = randn(rng, (5, 8), np.float32), randn(rng, (3, 8), np.float32)
+    buf = np.full((5, 3), np.nan, np.float32)
+    assert F.linear(x, w, out=buf) is buf
+    assert_close(buf, naive_linear(x, w, None), np.float32)
+    dbuf = np.full((5, 8), np.nan, np.float32)
+    dx, _, _ = F.linear_backward(np.ones((5, 3), np.float32), x, w, out=dbuf)
+    assert dx is dbuf
+    with pytest.raises(ValueError, match="must have shape"):
+        F.linear(x, w, out=np.empty((5, 4), np.float32))
+
+
+def test_empty_batch(backend):
+    y = F.linear(np.empty((0, 4), np.float32), np.ones((3, 4), np.float32), np.ones(3, np.float32))
+    assert y.shape == (0, 3)
+    dx, dw, db = F.linear_backward(np.empty((0, 3), np.float32), np.empty((0, 4), np.float32),
+                                   np.ones((3, 4), np.float32))
+    assert dx.shape == (0, 4) and not dw.any() and not db.any()
+
+
+F32 = np.float32
+BAD = [
+    ("x 3-D", lambda: F.linear(np.ones((2, 3, 4), F32), np.ones((5, 4), F32)), ValueError, "2-D"),
+    ("features", lambda: F.linear(np.ones((2, 3), F32), np.ones((5, 4), F32)), ValueError,
+     "weight has 4 input features but x has 3"),
+    ("bias len", lambda: F.linear(np.ones((2, 4), F32), np.ones((5, 4), F32), np.ones(4, F32)),
+     ValueError, "bias has 4 entries"),
+    ("int x", lambda: F.linear(np.ones((2, 4), np.int64), np.ones((5, 4), F32)), TypeError,
+     "float32 or float64"),
+    ("mixed", lambda: F.linear(np.ones((2, 4), np.float64), np.ones((5, 4), F32)), TypeError,
+     "dtype"),
+    ("None", lambda: F.linear(None, np.ones((5, 4), F32)), TypeError, "got None"),
+    ("dy shape", lambda: F.linear_backward(np.ones((2, 4), F32), np.ones((2, 4), F32),
+                                           np.ones((5, 4), F32)), ValueError, "dy.shape"),
+    ("zero out", lambda: F.linear(np.ones((2, 4), F32), np.ones((0, 4), F32)), ValueError,
+     "size >= 1"),
+]
+
+
+@pytest.mark.parametrize("name, call, exc, fragment", BAD, ids=[b[0] for b in BAD])
+def test_bad_input(name, call, exc, fragment):
+    with pytest.raises(exc, match=fragment):
+        call()
