@@ -3,7 +3,8 @@ pytest-benchmark files (bench/test_bench_*.py), so both always time the same wor
 
 Vocabulary
 ----------
-op        a kind of work with one set of step builders: "conv", "pool", "bn" (later "model").
+op        a kind of work with one set of step builders: "conv", "pool", "bn", "model" (a whole
+          training step of a bundled model: see the "model" section below).
 case      one op at one shape (a row of PERFORMANCE.md's peer table), e.g. "cifar-3-64".
 impl      who computes it: "fastcnn" (compiled backend), "numpy" (fastcnn's pure-numpy reference
           backend, ``F.use_backend("reference")``) or "torch" (PyTorch CPU, optional).
@@ -17,12 +18,16 @@ gradient are built once, outside the timing, from one seeded generator and share
 Adding a case
 -------------
 * A new shape of an existing op: append ``Case(...)`` to CASES (or call ``add_case``).
-* A new op (e.g. a whole "model step" for issue 5): ``register_op("model", work=..., traffic=...)``
+* A new op (as the "model" op -- a whole training step, issue 5 -- was added):
+  ``register_op("model", work=..., traffic=...)``
   then decorate one builder per impl with ``@builder("model", "fastcnn", "numpy")`` /
   ``@builder("model", "torch")``; a builder is ``fn(params, dtype, rng) -> step``. Then add
   cases with ``op="model"`` and a ``small`` override for smoke runs. compare.py picks it up via
   ``--ops model``; a pytest file needs only ``OP = "model"`` and a 3-line test (see
-  test_bench_conv.py).
+  test_bench_conv.py). A case may also carry ``check`` overrides (the variant ``--check`` runs,
+  e.g. dropout p=0) and ``heavy=True`` (pytest skips it unless ``--bench-heavy``).
+* Peak memory of a model step: ``peak_memory(case, impl, threads)`` (a fresh subprocess; see
+  its docstring for the method); compare.py shows it for the model op.
 
 Thread control (``impl_context``): fastcnn.set_num_threads(n) for fastcnn, torch.set_num_threads(n)
 for torch, and numpy's BLAS limited to n threads (threadpoolctl, when importable) for every impl.
@@ -33,6 +38,7 @@ import contextlib
 import dataclasses
 import importlib
 import importlib.util
+import math
 import os
 import sys
 import time
@@ -176,14 +182,16 @@ class OpSpec:
     work: Callable[[Mapping[str, Any]], float | None]            # FLOPs of one step
     traffic: Callable[[Mapping[str, Any], int], float | None]    # compulsory bytes of one step
     outputs: tuple[str, ...]                                     # names of what a step returns
+    advisory: tuple[str, ...] = ()     # outputs --check reports but does not fail on
     builders: dict[str, Builder] = field(default_factory=dict)
 
 
 OPS: dict[str, OpSpec] = {}
 
 
-def register_op(name, *, work=lambda p: None, traffic=lambda p, itemsize: None, outputs=()):
-    OPS[name] = OpSpec(name, work, traffic, tuple(outputs))
+def register_op(name, *, work=lambda p: None, traffic=lambda p, itemsize: None, outputs=(),
+                advisory=()):
+    OPS[name] = OpSpec(name, work, traffic, tuple(outputs), tuple(advisory))
     return OPS[name]
 
 
@@ -202,6 +210,8 @@ class Case:
     title: str                    # human label for tables
     params: Mapping[str, Any]
     small: Mapping[str, Any] = field(default_factory=dict)   # overrides for the smoke variant
+    check: Mapping[str, Any] = field(default_factory=dict)   # overrides for --check (e.g. p=0)
+    heavy: bool = False           # pytest skips it unless --bench-heavy (CI smoke stays fast)
 
     @property
     def spec(self) -> OpSpec:
@@ -210,6 +220,12 @@ class Case:
     def smallified(self) -> "Case":
         return dataclasses.replace(self, params={**self.params, **self.small},
                                    title=self.title + " [small]")
+
+    def checkified(self) -> "Case":
+        """The variant the agreement check runs (e.g. dropout p=0 so the impls can agree)."""
+        if not self.check:
+            return self
+        return dataclasses.replace(self, params={**self.params, **self.check})
 
     def flops(self) -> float | None:
         return self.spec.work(self.params)
@@ -482,6 +498,321 @@ add_case(Case("bn", "bn-64", "batch norm 64 ch (train)", dict(x_shape=(128, 64, 
 
 
 # --------------------------------------------------------------------------------------------
+# model: one whole training step of a bundled model (issue 5)
+# --------------------------------------------------------------------------------------------
+# One step = zero_grad, forward (train mode: dropout active), softmax cross-entropy loss,
+# backward, Adam update -- what fastcnn.train.fit does per batch, minus its NaN check.
+#   fastcnn / numpy: the real fastcnn model (fastcnn.models), optim.Adam and
+#                    layers.SoftmaxCrossEntropy; "numpy" runs it under F.use_backend("reference").
+#   torch:           a torch.nn.Sequential built layer for layer from the SAME fastcnn model
+#                    (same shapes; every parameter copied), nn.CrossEntropyLoss (mean) and
+#                    torch.optim.Adam with the same hyper-parameters. ReLU is nn.ReLU(inplace=True)
+#                    as in torchvision (the leaner, stronger peer); LRN maps to
+#                    nn.LocalResponseNorm(size, alpha * size, beta, k) because torch divides alpha
+#                    by size and fastcnn (the AlexNet paper) does not.
+# A step returns (loss, logits, grad of the first layer's weight, grad of the last layer's weight)
+# so --check compares them. The check runs each case's ``check`` variant: dropout p=0 (the
+# models then build no Dropout layer at all), since the impls draw different dropout masks.
+# Timing runs the real models (dropout 0.5 where the model has it).
+#
+# Parameters: model (class name in fastcnn.models.MODELS), kwargs (constructor arguments other
+# than input_shape/num_classes/dtype/rng), x_shape (N, C, H, W), num_classes, lr (Adam).
+MODEL_SEED = 1234        # the models' init seed (all impls start from the same weights)
+
+
+def _model_kwargs(p, dtype):
+    return dict(p.get("kwargs") or {}, input_shape=tuple(p["x_shape"][1:]),
+                num_classes=int(p["num_classes"]), dtype=np.dtype(dtype))
+
+
+def _build_fastcnn_model(p, dtype, seed=MODEL_SEED):
+    fastcnn_module()
+    models = importlib.import_module("fastcnn.models")
+    return models.MODELS[p["model"]](**_model_kwargs(p, dtype), rng=seed)
+
+
+_MODEL_FLOPS: dict = {}
+
+
+def _model_work(p):
+    """FLOPs of one training step, counting the GEMM-shaped work only: 2*MACs of every conv and
+    affine layer for the forward pass, the same for dW and for dx (dx skipped for the first
+    layer, as both fastcnn and torch skip it). Pooling, ReLU, LRN, loss and Adam not counted."""
+    key = repr(sorted((k, repr(v)) for k, v in p.items()))
+    if key not in _MODEL_FLOPS:
+        L = importlib.import_module("fastcnn.layers")
+        model = _build_fastcnn_model(p, np.float32)
+        N = p["x_shape"][0]
+        shape, total, first = tuple(p["x_shape"][1:]), 0.0, True
+        for layer in model.layers:
+            out = layer.output_shape(shape)
+            if isinstance(layer, L.Conv2D):
+                kh, kw = layer.kernel_size
+                f = 2.0 * N * math.prod(out) * layer.in_channels * kh * kw
+            elif isinstance(layer, L.Affine):
+                f = 2.0 * N * layer.in_features * layer.out_features
+            else:
+                f = 0.0
+            if f:
+                total += f * (2 if first else 3)
+                first = False
+            shape = out
+        _MODEL_FLOPS[key] = total
+    return _MODEL_FLOPS[key]
+
+
+# dweight_first is advisory in --check: a float32 max-pool argmax can flip on a 1-ulp near-tie
+# (seen: AlexNet original pool1, 1 of 140k windows, 1.1481837 vs 1.1481836), re-routing one
+# gradient and moving the first layer's dW by ~1e-2 relative; torch float32 is not immune either.
+register_op("model", work=_model_work, outputs=("loss", "logits", "dweight_first", "dweight_last"),
+            advisory=("dweight_first",))
+
+
+def _model_data(p, dtype, rng):
+    x = rng.standard_normal(tuple(p["x_shape"])).astype(dtype)
+    labels = rng.integers(0, int(p["num_classes"]), size=p["x_shape"][0]).astype(np.int64)
+    return x, labels
+
+
+def _weighted(model):
+    return [layer for layer in model.layers if getattr(layer, "weight", None) is not None]
+
+
+@builder("model", "fastcnn", "numpy")
+def _model_fastcnn(p, dtype, rng):
+    optim = importlib.import_module("fastcnn.optim")
+    L = importlib.import_module("fastcnn.layers")
+    x, labels = _model_data(p, dtype, rng)
+    model = _build_fastcnn_model(p, dtype)
+    model.train()
+    opt = optim.Adam(model.parameters(), lr=p.get("lr", 1e-3))
+    loss_fn = L.SoftmaxCrossEntropy()
+    first, last = _weighted(model)[0].weight, _weighted(model)[-1].weight
+
+    def step():
+        opt.zero_grad()
+        logits = model.forward(x)
+        loss = loss_fn.forward(logits, labels)
+        model.backward(loss_fn.backward())
+        opt.step()
+        return loss, logits, first.grad, last.grad
+    return step
+
+
+def torch_mirror(model):
+    """A torch.nn.Sequential equivalent to the fastcnn Sequential `model`, layer for layer, with
+    every parameter (and BatchNorm buffer) copied from it."""
+    torch = torch_module()
+    nn = torch.nn
+    L = importlib.import_module("fastcnn.layers")
+    tdt = getattr(torch, model.dtype.name)
+    mods = []
+
+    def copy(dst, src):
+        with torch.no_grad():
+            dst.copy_(torch.from_numpy(np.ascontiguousarray(src)))
+
+    for layer in model.layers:
+        if isinstance(layer, L.Conv2D):
+            m = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                          stride=layer.stride, padding=layer.padding,
+                          bias=layer.bias is not None, dtype=tdt)
+        elif isinstance(layer, L.Affine):
+            m = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None,
+                          dtype=tdt)
+        elif isinstance(layer, (L.BatchNorm2D, L.BatchNorm1D)):
+            cls = nn.BatchNorm2d if isinstance(layer, L.BatchNorm2D) else nn.BatchNorm1d
+            m = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum, dtype=tdt)
+            copy(m.running_mean, layer._buffers["running_mean"])
+            copy(m.running_var, layer._buffers["running_var"])
+        elif isinstance(layer, L.ReLU):
+            m = nn.ReLU(inplace=True)
+        elif isinstance(layer, L.LeakyReLU):
+            m = nn.LeakyReLU(layer.slope, inplace=True)
+        elif isinstance(layer, L.Sigmoid):
+            m = nn.Sigmoid()
+        elif isinstance(layer, L.Tanh):
+            m = nn.Tanh()
+        elif isinstance(layer, L.MaxPool2D):
+            m = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+        elif isinstance(layer, L.LRN):
+            m = nn.LocalResponseNorm(layer.size, alpha=layer.alpha * layer.size,
+                                     beta=layer.beta, k=layer.k)
+        elif isinstance(layer, L.Dropout):
+            m = nn.Dropout(layer.p)
+        elif isinstance(layer, L.Flatten):
+            m = nn.Flatten()
+        else:
+            raise NotImplementedError(f"torch_mirror: no torch equivalent for {layer!r}")
+        if getattr(layer, "weight", None) is not None:
+            copy(m.weight, layer.weight.data)
+            if getattr(layer, "bias", None) is not None:
+                copy(m.bias, layer.bias.data)
+        mods.append(m)
+    return nn.Sequential(*mods)
+
+
+@builder("model", "torch")
+def _model_torch(p, dtype, rng):
+    torch = torch_module()
+    x, labels = _model_data(p, dtype, rng)
+    fc_model = _build_fastcnn_model(p, dtype)
+    model = torch_mirror(fc_model)
+    del fc_model                       # only torch's own copy stays alive
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=p.get("lr", 1e-3))
+    crit = torch.nn.CrossEntropyLoss()
+    tx, ty = torch.from_numpy(x), torch.from_numpy(labels)
+    weighted = [m for m in model if getattr(m, "weight", None) is not None]
+    first, last = weighted[0].weight, weighted[-1].weight
+
+    def step():
+        opt.zero_grad()
+        logits = model(tx)
+        loss = crit(logits, ty)
+        loss.backward()
+        opt.step()
+        return loss.detach(), logits.detach(), first.grad, last.grad
+    return step
+
+
+def _model_case(name, title, model, x_shape, num_classes, kwargs=None, heavy=False):
+    kwargs = dict(kwargs or {})
+    check = {"kwargs": {**kwargs, "dropout": 0.0}} if model in ("DeepConvNet", "AlexNet") else {}
+    return add_case(Case("model", name, title,
+                         dict(model=model, kwargs=kwargs, x_shape=x_shape,
+                              num_classes=num_classes, lr=1e-3),
+                         small=_small(x_shape), check=check, heavy=heavy))
+
+
+_model_case("simple-convnet", "SimpleConvNet train step", "SimpleConvNet", (100, 1, 28, 28), 10)
+_model_case("deep-convnet", "DeepConvNet train step", "DeepConvNet", (100, 1, 28, 28), 10)
+_model_case("alexnet-small", "AlexNet small train step", "AlexNet", (100, 3, 32, 32), 10,
+            dict(variant="small"))
+_model_case("alexnet-original", "AlexNet original train step", "AlexNet", (8, 3, 227, 227),
+            1000, dict(variant="original"), heavy=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Peak memory of a step, measured in a fresh subprocess per (case, impl, threads)
+# --------------------------------------------------------------------------------------------
+def _proc_status_kb(field_name):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise KeyError(field_name)
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _malloc_trim():
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _peak_memory_child(spec: Mapping[str, Any]) -> dict:
+    import gc
+    impl, threads, steps = spec["impl"], int(spec["threads"]), int(spec["steps"])
+    case = Case(spec["op"], spec["name"], spec["name"], spec["params"])
+    # import (and thereby load) every library the impl uses before the baseline
+    if impl == "torch":
+        torch_module()
+    fastcnn_module()
+    functional()
+    importlib.import_module("fastcnn.models")
+    importlib.import_module("fastcnn.optim")
+    _threadpool_controller()
+    # one step of a tiny model through the same builder: pays lazy imports (torch.optim.Adam
+    # pulls in ~70 MB of Python modules on first use), thread pools and JIT/dispatch setup
+    tiny = Case("model", "warm-libraries", "", dict(model="SimpleConvNet", kwargs={},
+                                                     x_shape=(1, 1, 8, 8), num_classes=2))
+    with impl_context(impl, threads):
+        tiny.setup(impl, spec["dtype"])()
+    del tiny
+    gc.collect()
+    _malloc_trim()
+    rss0 = _proc_status_kb("VmRSS")
+    file0 = _proc_status_kb("RssFile") + _proc_status_kb("RssShmem")
+    step = case.setup(impl, spec["dtype"])          # data, model, optimizer (no step yet)
+    gc.collect()
+    _malloc_trim()
+    rss_built = _proc_status_kb("VmRSS")
+    reset = _reset_peak_rss()
+    with impl_context(impl, threads):
+        for _ in range(steps):
+            step()
+    hwm = _proc_status_kb("VmHWM")
+    rss_end = _proc_status_kb("VmRSS")
+    code = _proc_status_kb("RssFile") + _proc_status_kb("RssShmem") - file0
+    mb = 1.0 / 1024
+    return {"peak_mb": (hwm - rss0 - code) * mb, "peak_total_mb": (hwm - rss0) * mb,
+            "file_backed_mb": code * mb, "built_mb": (rss_built - rss0) * mb,
+            "after_mb": (rss_end - rss0) * mb, "baseline_mb": rss0 * mb,
+            "steps": steps, "threads": threads, "hwm_reset": reset}
+
+
+def peak_memory(case: Case, impl: str, threads: int, dtype="float32", steps: int = 3,
+                timeout: float = 900.0) -> dict:
+    """Peak memory of `steps` training steps of `impl`, in a fresh Python process.
+
+    Method (the same for every impl, so fair to numpy and torch alike; Linux only):
+    the child imports everything the impl needs (numpy, fastcnn, and torch for the torch impl),
+    runs one step of a tiny SimpleConvNet (8x8 input, batch 1) through the impl's own builder
+    (lazy imports -- torch.optim.Adam alone pulls in ~70 MB of Python modules on first use --
+    thread pools, dispatch setup), drops it, and records its resident set size (VmRSS) as the
+    baseline; builds the data, the model and
+    the optimizer; frees what construction left behind (gc + malloc_trim: the torch impl builds
+    the fastcnn model to copy its weights, then drops it); resets the kernel's peak-RSS mark
+    (``echo 5 > /proc/self/clear_refs``) so construction transients do not count; runs the
+    steps (the first one included: fastcnn allocates its layer workspaces and torch its Adam
+    state there); reads VmHWM. ``peak_total_mb`` = VmHWM - baseline: everything construction
+    left resident and the steps kept or touched, above the imported interpreter. ``peak_mb``
+    (the reported number) subtracts the growth of file-backed RSS (RssFile + RssShmem, read at
+    the end): shared-library code pages faulted in on first use (tens of MB of libtorch/oneDNN
+    code for torch, little for fastcnn) are not memory a step allocates and are shared between
+    processes. What remains is anonymous memory: parameters, gradients, optimizer state,
+    activations, layer workspaces, allocator and library scratch (OpenBLAS buffers, oneDNN's
+    JIT code and scratchpads, torch's autograd and thread-pool state). RSS counts every
+    allocator (numpy, torch's CPU allocator, C kernels, BLAS), which tracemalloc would not (it
+    sees only Python/numpy allocations). ``built_mb`` is the RSS growth after construction.
+    Returns a dict, or {"error": ...} when the child fails.
+    """
+    import json
+    import subprocess
+    spec = {"op": case.op, "name": case.name, "params": _jsonable(case.params), "impl": impl,
+            "threads": threads, "dtype": dtype, "steps": steps}
+    try:
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--peak-memory",
+                               json.dumps(spec)], capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout:.0f} s"}
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _jsonable(v):
+    if isinstance(v, Mapping):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+# --------------------------------------------------------------------------------------------
 # Agreement check: are the impls computing the same thing?
 # --------------------------------------------------------------------------------------------
 def compare_outputs(case: Case, impls: Sequence[str], dtype="float32",
@@ -489,11 +820,13 @@ def compare_outputs(case: Case, impls: Sequence[str], dtype="float32",
     """Run each impl's step once (default threads) and return, per impl, per output,
     max|a - ref| / max(max|ref|, tiny) against `reference` (default: torch if present, else
     the first impl). Integer outputs (indices) report the fraction of entries that differ."""
+    case = case.checkified()
     results = {}
     for impl in impls:
         step = case.setup(impl, dtype)
         with impl_context(impl, threads=1 if impl == "numpy" else 2):
             results[impl] = [to_numpy(v) for v in step()]
+        del step                 # free this impl's model before the next one is built
     ref = reference or ("torch" if "torch" in results else impls[0])
     out = {}
     for impl, vals in results.items():
@@ -512,3 +845,11 @@ def compare_outputs(case: Case, impls: Sequence[str], dtype="float32",
                 errs[name] = float(np.max(np.abs(a.astype(np.float64) - r))) / scale
         out[impl] = errs
     return out
+
+
+if __name__ == "__main__":
+    # child of peak_memory(): python bench/cases.py --peak-memory '<json spec>'
+    import json
+    if len(sys.argv) != 3 or sys.argv[1] != "--peak-memory":
+        sys.exit("usage: cases.py --peak-memory '<json spec>' (internal: see peak_memory)")
+    print(json.dumps(_peak_memory_child(json.loads(sys.argv[2]))))

@@ -17,6 +17,9 @@ Options added here:
   --bench-threads 1,2    thread counts to run
   --bench-impls fastcnn,torch,numpy
   --bench-numpy-rounds 3 rounds for the slow numpy reference (benchmark.pedantic, 1 warmup)
+  --bench-heavy          also run the heavy cases (the AlexNet original training step: a
+                         62M-parameter model), which are skipped by default so the CI smoke run
+                         (`pytest bench/ --benchmark-disable`) stays fast
 """
 import os
 import sys
@@ -41,6 +44,8 @@ def pytest_addoption(parser):
                 help="comma-separated implementations (default: %(default)s)")
     g.addoption("--bench-numpy-rounds", type=int, default=3,
                 help="timed rounds for the numpy reference (default: %(default)s)")
+    g.addoption("--bench-heavy", action="store_true", default=False,
+                help="also run heavy cases (AlexNet original training step), skipped by default")
 
 
 def pytest_generate_tests(metafunc):
@@ -53,12 +58,15 @@ def pytest_generate_tests(metafunc):
     small = cfg.getoption("--bench-small")
     threads = [int(t) for t in _csv(cfg.getoption("--bench-threads"))]
     impls = _csv(cfg.getoption("--bench-impls"))
+    heavy_ok = cfg.getoption("--bench-heavy")
     params, ids = [], []
     for case in cases.get_cases(ops=[op], small=small):
+        marks = () if heavy_ok or not case.heavy else (
+            pytest.mark.skip(reason="heavy case: run with --bench-heavy"),)
         for dtype in cases.DTYPES:
             for t in threads:
                 for impl in impls:
-                    params.append((case, impl, t, dtype))
+                    params.append(pytest.param(case, impl, t, dtype, marks=marks))
                     ids.append(f"{case.name}-{dtype}-t{t}-{impl}")
     metafunc.parametrize(("case", "impl", "threads", "dtype"), params, ids=ids)
 
