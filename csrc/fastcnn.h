@@ -79,6 +79,37 @@ void fc_conv2d_backward_f64(double *dx, double *dweight, double *dbias, double *
                             ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
                             int n_threads);
 
+/* ---- Winograd F(2x2,3x3) convolution (winograd.c) -------------------------------------------
+ * 3x3 kernels, stride 1, any padding (Lavin & Gray 2015). Same arrays and meaning as
+ * fc_conv2d_forward/backward (weight (OC, C, 3, 3)); sizes in elements of the kernel's dtype.
+ * Forward and backward need their own workspace size. Returns 1 where the algorithm applies. */
+int fc_conv2d_winograd_supported(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                                 ptrdiff_t PH, ptrdiff_t PW);
+ptrdiff_t fc_conv2d_winograd_forward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                               ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
+                                               int n_threads);
+ptrdiff_t fc_conv2d_winograd_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                                ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
+                                                int n_threads);
+void fc_conv2d_winograd_forward_f32(float *y, float *workspace, const float *x,
+                                    const float *weight, const float *bias, ptrdiff_t N,
+                                    ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
+                                    ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads);
+void fc_conv2d_winograd_forward_f64(double *y, double *workspace, const double *x,
+                                    const double *weight, const double *bias, ptrdiff_t N,
+                                    ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
+                                    ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads);
+/* dx (N, C, H, W) or NULL to skip; dweight (OC, C, 3, 3) overwritten; dbias (OC) or NULL. */
+void fc_conv2d_winograd_backward_f32(float *dx, float *dweight, float *dbias, float *workspace,
+                                     const float *dy, const float *x, const float *weight,
+                                     ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                     ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads);
+void fc_conv2d_winograd_backward_f64(double *dx, double *dweight, double *dbias,
+                                     double *workspace, const double *dy, const double *x,
+                                     const double *weight, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                                     ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
+                                     int n_threads);
+
 /* ---- pooling (pool.c) ---------------------------------------------------------------------
  * x: (P, H, W) with P = N*C planes   y, argmax: (P, OH, OW)
  * argmax[p, i, j] = h*W + w of the winning input cell of plane p (padded cells never win; a NaN
@@ -151,5 +182,20 @@ void fc_batch_norm_backward_f64(double *dx, double *dgamma, double *dbeta, const
                                 const double *x, const double *gamma, const double *save_mean,
                                 const double *save_invstd, ptrdiff_t N, ptrdiff_t C, ptrdiff_t S,
                                 int training, int n_threads);
+
+/* ---- fully connected (linear.c) -----------------------------------------------------------
+ * x (N, IN)  weight (OUT, IN)  bias (OUT) or NULL  y (N, OUT) = x @ weight^T + bias.
+ * Backward: dweight (OUT, IN) = dy^T @ x (overwritten), dbias (OUT) = sum_n dy or NULL,
+ * dx (N, IN) = dy @ weight, or NULL to skip. */
+void fc_linear_forward_f32(float *y, const float *x, const float *weight, const float *bias,
+                           ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads);
+void fc_linear_forward_f64(double *y, const double *x, const double *weight, const double *bias,
+                           ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads);
+void fc_linear_backward_f32(float *dx, float *dweight, float *dbias, const float *dy,
+                            const float *x, const float *weight, ptrdiff_t N, ptrdiff_t IN,
+                            ptrdiff_t OUT, int n_threads);
+void fc_linear_backward_f64(double *dx, double *dweight, double *dbias, const double *dy,
+                            const double *x, const double *weight, ptrdiff_t N, ptrdiff_t IN,
+                            ptrdiff_t OUT, int n_threads);
 
 #endif /* FASTCNN_H */

@@ -42,6 +42,31 @@ cdef extern from "fastcnn.h" nogil:
                                 ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
                                 int n_threads)
 
+    int fc_conv2d_winograd_supported(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                                     ptrdiff_t PH, ptrdiff_t PW)
+    ptrdiff_t fc_conv2d_winograd_forward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                                   ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
+                                                   int n_threads)
+    ptrdiff_t fc_conv2d_winograd_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                                    ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
+                                                    int n_threads)
+    void fc_conv2d_winograd_forward_f32(float *y, float *ws, const float *x, const float *w,
+                                        const float *b, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                                        ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
+                                        int relu, int n_threads)
+    void fc_conv2d_winograd_forward_f64(double *y, double *ws, const double *x, const double *w,
+                                        const double *b, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                                        ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
+                                        int relu, int n_threads)
+    void fc_conv2d_winograd_backward_f32(float *dx, float *dw, float *db, float *ws,
+                                         const float *dy, const float *x, const float *w,
+                                         ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                         ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+    void fc_conv2d_winograd_backward_f64(double *dx, double *dw, double *db, double *ws,
+                                         const double *dy, const double *x, const double *w,
+                                         ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                         ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+
     void fc_max_pool2d_forward_f32(float *y, int32_t *argmax, const float *x, ptrdiff_t P,
                                    ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW,
                                    ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
@@ -99,3 +124,14 @@ cdef extern from "fastcnn.h" nogil:
                                     const double *x, const double *gamma, const double *save_mean,
                                     const double *save_invstd, ptrdiff_t N, ptrdiff_t C,
                                     ptrdiff_t S, int training, int n_threads)
+
+    void fc_linear_forward_f32(float *y, const float *x, const float *w, const float *b,
+                               ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads)
+    void fc_linear_forward_f64(double *y, const double *x, const double *w, const double *b,
+                               ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads)
+    void fc_linear_backward_f32(float *dx, float *dw, float *db, const float *dy, const float *x,
+                                const float *w, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
+                                int n_threads)
+    void fc_linear_backward_f64(double *dx, double *dw, double *db, const double *dy,
+                                const double *x, const double *w, ptrdiff_t N, ptrdiff_t IN,
+                                ptrdiff_t OUT, int n_threads)

@@ -84,6 +84,53 @@ def conv2d_backward(floating[::1] dx, floating[::1] dweight, floating[::1] dbias
                                    N, C, H, W, OC, KH, KW, SH, SW, PH, PW, n_threads)
 
 
+
+def conv2d_winograd_supported(Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
+                              Py_ssize_t PH, Py_ssize_t PW):
+    """True where the Winograd F(2x2,3x3) kernels apply (3x3, stride 1)."""
+    return bool(fc_conv2d_winograd_supported(KH, KW, SH, SW, PH, PW))
+
+
+def conv2d_winograd_forward_workspace(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t PH,
+                                      Py_ssize_t PW, Py_ssize_t OC, int n_threads):
+    return fc_conv2d_winograd_forward_workspace(C, H, W, PH, PW, OC, n_threads)
+
+
+def conv2d_winograd_backward_workspace(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t PH,
+                                       Py_ssize_t PW, Py_ssize_t OC, int n_threads):
+    return fc_conv2d_winograd_backward_workspace(C, H, W, PH, PW, OC, n_threads)
+
+
+def conv2d_winograd_forward(floating[::1] y, floating[::1] workspace,          # OUT
+                            const floating[::1] x, const floating[::1] weight,  # IN
+                            const floating[::1] bias,                           # IN (empty: none)
+                            Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OC,
+                            Py_ssize_t PH, Py_ssize_t PW, bint relu, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_conv2d_winograd_forward_f32(_ptr(y), _ptr(workspace), _cptr(x), _cptr(weight),
+                                           _cptr(bias), N, C, H, W, OC, PH, PW, relu, n_threads)
+        else:
+            fc_conv2d_winograd_forward_f64(_ptr(y), _ptr(workspace), _cptr(x), _cptr(weight),
+                                           _cptr(bias), N, C, H, W, OC, PH, PW, relu, n_threads)
+
+
+def conv2d_winograd_backward(floating[::1] dx, floating[::1] dweight,          # OUT (dx: or empty)
+                             floating[::1] dbias, floating[::1] workspace,     # OUT (dbias: idem)
+                             const floating[::1] dy, const floating[::1] x,    # IN
+                             const floating[::1] weight,                       # IN
+                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t OC, Py_ssize_t PH, Py_ssize_t PW, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_conv2d_winograd_backward_f32(_ptr(dx), _ptr(dweight), _ptr(dbias), _ptr(workspace),
+                                            _cptr(dy), _cptr(x), _cptr(weight),
+                                            N, C, H, W, OC, PH, PW, n_threads)
+        else:
+            fc_conv2d_winograd_backward_f64(_ptr(dx), _ptr(dweight), _ptr(dbias), _ptr(workspace),
+                                            _cptr(dy), _cptr(x), _cptr(weight),
+                                            N, C, H, W, OC, PH, PW, n_threads)
+
 def max_pool2d_forward(floating[::1] y, int32_t[::1] argmax,                  # OUT (argmax may be empty)
                        const floating[::1] x,                                 # IN
                        Py_ssize_t P, Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW,
@@ -188,3 +235,29 @@ def batch_norm_backward(floating[::1] dx, floating[::1] dgamma, floating[::1] db
             fc_batch_norm_backward_f64(_ptr(dx), _ptr(dgamma), _ptr(dbeta), _cptr(dy), _cptr(x),
                                        _cptr(gamma), _cptr(save_mean), _cptr(save_invstd),
                                        N, C, S, training, n_threads)
+
+
+def linear_forward(floating[::1] y,                                            # OUT
+                   const floating[::1] x, const floating[::1] weight,          # IN
+                   const floating[::1] bias,                                   # IN (empty: none)
+                   Py_ssize_t N, Py_ssize_t IN, Py_ssize_t OUT, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_linear_forward_f32(_ptr(y), _cptr(x), _cptr(weight), _cptr(bias), N, IN, OUT,
+                                  n_threads)
+        else:
+            fc_linear_forward_f64(_ptr(y), _cptr(x), _cptr(weight), _cptr(bias), N, IN, OUT,
+                                  n_threads)
+
+
+def linear_backward(floating[::1] dx, floating[::1] dweight, floating[::1] dbias,  # OUT (dx, dbias may be empty)
+                    const floating[::1] dy, const floating[::1] x,                 # IN
+                    const floating[::1] weight,                                    # IN
+                    Py_ssize_t N, Py_ssize_t IN, Py_ssize_t OUT, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_linear_backward_f32(_ptr(dx), _ptr(dweight), _ptr(dbias), _cptr(dy), _cptr(x),
+                                   _cptr(weight), N, IN, OUT, n_threads)
+        else:
+            fc_linear_backward_f64(_ptr(dx), _ptr(dweight), _ptr(dbias), _cptr(dy), _cptr(x),
+                                   _cptr(weight), N, IN, OUT, n_threads)

@@ -16,8 +16,8 @@ from fastcnn import _kernels
 from fastcnn._config import get_num_threads
 
 __all__ = [
-    "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
-    "avg_pool2d_backward", "batch_norm", "batch_norm_backward", "relu", "relu_backward",
+    "conv2d", "conv2d_backward", "linear", "linear_backward", "max_pool2d",
+    "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "batch_norm", "batch_norm_backward", "relu", "relu_backward",
     "softmax_cross_entropy", "softmax_cross_entropy_backward", "conv_output_size",
     "get_backend", "set_backend", "use_backend",
 ]
@@ -217,13 +217,14 @@ def _workspace(n_elements, dtype):
 _CONV_ALGORITHMS = ("auto", "im2col", "winograd")
 
 
-def _conv_algorithm(fn, algorithm, C, OC, H, W, kernel, stride, padding):
+def _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, kernel, stride, padding):
     """The kernel family to run: "im2col" or "winograd" (F(2x2,3x3), 3x3 stride-1 only).
 
-    "auto" picks Winograd only where it measured faster than im2col on this project's benchmark
-    shapes (Zen 4, fwd+bwd, 1 and 2 threads): 3x3 stride-1 with at least 8 input and output
-    channels. Fewer channels (first layers) leave the 16 transform GEMMs too thin to pay for the
-    transforms.
+    "auto" picks Winograd where it measured faster than im2col (Zen 4, fwd+bwd, float32 and
+    float64): 3x3 stride-1 layers with C*OC >= 64, unless the batch has so few 2x2 output tiles
+    that the per-call weight transforms (16*OC*C each way) outweigh the per-tile savings
+    (tiles*(C+OC) < 2*C*OC, e.g. one 16x16 image through a 64->128 layer). Below C*OC = 64
+    (1->16, 3->8) the 16 transform GEMMs are too thin to pay for the transforms.
     """
     if algorithm not in _CONV_ALGORITHMS:
         raise ValueError(f"{fn}: algorithm must be one of {_CONV_ALGORITHMS}, got {algorithm!r}")
@@ -233,7 +234,9 @@ def _conv_algorithm(fn, algorithm, C, OC, H, W, kernel, stride, padding):
         raise ValueError(f"{fn}: algorithm='winograd' needs a 3x3 kernel and stride 1 "
                          f"(kernel=({KH}, {KW}), stride={stride})")
     if algorithm == "auto":
-        algorithm = "winograd" if supported and C >= 8 and OC >= 8 else "im2col"
+        tiles = N * ((OH + 1) // 2) * ((OW + 1) // 2)
+        fast = C * OC >= 64 and tiles * (C + OC) >= 2 * C * OC
+        algorithm = "winograd" if supported and fast else "im2col"
     return algorithm
 
 
@@ -254,14 +257,15 @@ def _conv_checks(fn, x, weight, stride, padding, algorithm="auto"):
     K, P = C * KH * KW, OH * OW
     for what, value in (("C*KH*KW", K), ("OH*OW", P), ("out_channels", OC)):
         _check_blas_dim(fn, what, value)
-    algorithm = _conv_algorithm(fn, algorithm, C, OC, H, W, (KH, KW), stride, padding)
+    algorithm = _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, (KH, KW), stride, padding)
     nt = get_num_threads()
     _check_size(fn, "the output", N * OC * P, x.itemsize)
     _check_size(fn, "the im2col workspace", nt * (K * P + OC * K + OC), x.itemsize)
     if algorithm == "winograd":
         # an upper bound of fc_conv2d_winograd_*_workspace, in Python integers (no overflow)
         tiles_w = (OW + 1) // 2
-        per_thread = 16 * (C + OC) * 1024 + 512 + 16 * OC * C + OC + 32 * (tiles_w + 1)
+        per_thread = (16 * (C + OC) * 1024 + 512 + 16 * OC * C + OC + 16 * 1024
+                      + 32 * (tiles_w + 1))
         _check_size(fn, "the Winograd workspace", 16 * OC * C + nt * per_thread, x.itemsize)
     return x, weight, stride, padding, (OH, OW), algorithm
 
@@ -355,6 +359,82 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias
     _kernels.conv2d_backward(empty if dx is None else _flat(dx), _flat(dweight),
                              empty if dbias is None else dbias, ws, _flat(dy), _flat(x),
                              _flat(weight), N, C, H, W, OC, KH, KW, *stride, *padding, nt)
+    return dx, dweight, dbias
+
+
+# ---------------------------------------------------------------------------------------------
+# fully connected
+
+def _linear_checks(fn, x, weight):
+    x = _check_array(fn, "x", x, (2,))
+    weight = _check_array(fn, "weight", weight, (2,))
+    _check_same_dtype(fn, "x", x, weight=weight)
+    if weight.shape[1] != x.shape[1]:
+        raise ValueError(f"{fn}: weight has {weight.shape[1]} input features but x has "
+                         f"{x.shape[1]} (x.shape={x.shape}, weight.shape={weight.shape})")
+    _check_positive_dims(fn, "weight", weight.shape, (0, 1))
+    for what, value in (("N", x.shape[0]), ("in_features", weight.shape[1]),
+                        ("out_features", weight.shape[0])):
+        _check_blas_dim(fn, what, value)
+    return x, weight
+
+
+def linear(x, weight, bias=None, out=None):
+    """Fully connected layer: y = x @ weight.T + bias.
+
+    x (N, IN), weight (OUT, IN) (PyTorch's layout, like conv's (OC, C, KH, KW)), bias (OUT,) or
+    None -> y (N, OUT). The GEMM runs on fastcnn's threads (BLAS pinned to one per thread), so
+    NumPy's BLAS pool never competes with the convolution kernels for the cores.
+    out: an optional preallocated C-contiguous buffer for y.
+    """
+    fn = "linear"
+    x, weight = _linear_checks(fn, x, weight)
+    N, IN = x.shape
+    OUT = weight.shape[0]
+    if bias is not None:
+        bias = _check_array(fn, "bias", bias, (1,))
+        _check_same_dtype(fn, "x", x, bias=bias)
+        if bias.shape[0] != OUT:
+            raise ValueError(f"{fn}: bias has {bias.shape[0]} entries but weight has {OUT} "
+                             f"output features (bias.shape={bias.shape}, "
+                             f"weight.shape={weight.shape})")
+        bias = _contig(bias)
+    y = _out_array(fn, "out", out, (N, OUT), x.dtype)
+    if N == 0:
+        return y
+    x, weight = _contig(x), _contig(weight)
+    if _backend == "reference":
+        return _into(out, _reference().linear_forward(x, weight, bias))
+    _kernels.linear_forward(_flat(y), _flat(x), _flat(weight),
+                            np.empty(0, x.dtype) if bias is None else bias, N, IN, OUT,
+                            get_num_threads())
+    return y
+
+
+def linear_backward(dy, x, weight, need_dx=True, need_dbias=True, out=None):
+    """Gradients of linear: (dx or None, dweight, dbias or None).
+
+    dweight = dy.T @ x, dbias = dy.sum(0), dx = dy @ weight. out: optional buffer for dx.
+    """
+    fn = "linear_backward"
+    x, weight = _linear_checks(fn, x, weight)
+    dy = _check_array(fn, "dy", dy, (2,))
+    _check_same_dtype(fn, "x", x, dy=dy)
+    N, IN = x.shape
+    OUT = weight.shape[0]
+    _check_grad_shape(fn, dy, (N, OUT))
+    dx = _out_array(fn, "out", out, (N, IN), x.dtype) if need_dx else None
+    x, weight, dy = _contig(x), _contig(weight), _contig(dy)
+    if _backend == "reference":
+        rdx, dweight, dbias = _reference().linear_backward(dy, x, weight, bool(need_dx),
+                                                           bool(need_dbias))
+        return (_into(out, rdx) if need_dx else None), dweight, dbias
+    dweight = np.empty((OUT, IN), x.dtype)
+    dbias = np.empty(OUT, x.dtype) if need_dbias else None
+    empty = np.empty(0, x.dtype)
+    _kernels.linear_backward(empty if dx is None else _flat(dx), _flat(dweight),
+                             empty if dbias is None else dbias, _flat(dy), _flat(x),
+                             _flat(weight), N, IN, OUT, get_num_threads())
     return dx, dweight, dbias
 
 

@@ -1,0 +1,239 @@
+"""Every convolution algorithm F.conv2d / F.conv2d_backward can dispatch to, forced one at a time
+through the `algorithm` keyword ("im2col", "winograd", "auto"), against the loop oracle
+tests/naive.py: float32 and float64, awkward shapes, 1 and 2 threads, float64 numerical gradients
+of the Winograd backward, and the Winograd float32 accuracy bound (Lavin & Gray 2015,
+F(2x2,3x3))."""
+import numpy as np
+import pytest
+
+import naive
+from conftest import assert_close, check_gradients, num_threads, randn
+from fastcnn import functional as F
+
+ALGORITHMS = ["im2col", "winograd", "auto"]
+
+# 3x3 stride-1 shapes (the ones Winograd takes): (x shape, OC, padding)
+WINO_CASES = [
+    ((2, 3, 7, 6), 4, 0),          # odd output height (5), even width (4)
+    ((2, 3, 7, 6), 4, 1),          # odd height, even width, padded
+    ((1, 2, 3, 3), 2, 2),          # padding wider than the kernel's half, batch 1
+    ((1, 5, 9, 8), 3, 3),          # padding 3: whole tiles made of padding
+    ((3, 3, 11, 13), 8, (1, 2)),   # everything odd, per-axis padding
+    ((2, 4, 1, 7), 3, 1),          # one-row images
+    ((2, 4, 6, 1), 3, 1),          # one-column images
+    ((2, 4, 3, 3), 5, 0),          # a single output pixel: one tile, three quarters clipped
+    ((1, 1, 5, 5), 1, 1),          # one channel in and out
+    ((3, 9, 10, 10), 10, 1),       # C*OC >= 64: what "auto" sends to Winograd
+    ((3, 2, 41, 40), 2, 1),        # 420 tiles per image: blocks cut rows and images
+    ((5, 8, 14, 14), 16, 1),       # a DeepConvNet-like layer, odd number of images
+]
+WINO_IDS = [f"x{c[0]}-oc{c[1]}-p{c[2]}".replace(" ", "") for c in WINO_CASES]
+
+# other shapes, on which "winograd" is refused and "auto"/"im2col" must still be right
+OTHER_CASES = [
+    ((2, 3, 7, 6), (4, 3, 3, 2), (2, 1), (1, 0)),
+    ((3, 9, 8, 9), (10, 9, 3, 3), 2, 1),
+    ((2, 9, 7, 7), (8, 9, 5, 5), 1, 2),
+    ((2, 9, 5, 5), (8, 9, 1, 1), 1, 0),
+]
+OTHER_IDS = [f"x{c[0]}-w{c[1]}-s{c[2]}-p{c[3]}".replace(" ", "") for c in OTHER_CASES]
+
+RTOL_THREADS = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-13}
+
+
+def _inputs(rng, case, dtype):
+    xs, oc, padding = case
+    x = randn(rng, xs, dtype)
+    w = randn(rng, (oc, xs[1], 3, 3), dtype, scale=0.5)
+    b = randn(rng, oc, dtype)
+    return x, w, b, padding
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("case", WINO_CASES, ids=WINO_IDS)
+def test_forward_paths_match_naive(dtype, case, algorithm, threads, rng):
+    x, w, b, padding = _inputs(rng, case, dtype)
+    with num_threads(threads):
+        for bias, relu in ((b, False), (None, False), (b, True)):
+            y = F.conv2d(x, w, bias, padding=padding, relu=relu, algorithm=algorithm)
+            assert y.flags.c_contiguous
+            assert_close(y, naive.conv2d(x, w, bias, 1, padding, relu), dtype)
+            if relu:
+                assert (y >= 0).all()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("case", WINO_CASES, ids=WINO_IDS)
+def test_backward_paths_match_naive(dtype, case, algorithm, threads, rng):
+    x, w, _, padding = _inputs(rng, case, dtype)
+    y = naive.conv2d(x, w, None, 1, padding)
+    dy = randn(rng, y.shape, dtype)
+    ndx, ndw, ndb = naive.conv2d_backward(dy, x, w, 1, padding)
+    with num_threads(threads):
+        dx, dw, db = F.conv2d_backward(dy, x, w, padding=padding, algorithm=algorithm)
+        for got, want in ((dx, ndx), (dw, ndw), (db, ndb)):
+            assert got.flags.c_contiguous
+            assert_close(got, want, dtype)
+        # need_dx / need_dbias off: the other results do not change
+        dx2, dw2, db2 = F.conv2d_backward(dy, x, w, padding=padding, need_dx=False,
+                                          need_dbias=False, algorithm=algorithm)
+        assert dx2 is None and db2 is None
+        np.testing.assert_array_equal(dw2, dw)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("case", OTHER_CASES, ids=OTHER_IDS)
+def test_other_shapes(dtype, case, algorithm, rng):
+    xs, ws, stride, padding = case
+    x, w, b = randn(rng, xs, dtype), randn(rng, ws, dtype, scale=0.5), randn(rng, ws[0], dtype)
+    if algorithm == "winograd":
+        with pytest.raises(ValueError, match="winograd"):
+            F.conv2d(x, w, b, stride=stride, padding=padding, algorithm=algorithm)
+        with pytest.raises(ValueError, match="winograd"):
+            F.conv2d_backward(np.zeros_like(naive.conv2d(x, w, b, stride, padding), dtype), x, w,
+                              stride=stride, padding=padding, algorithm=algorithm)
+        return
+    y = F.conv2d(x, w, b, stride=stride, padding=padding, algorithm=algorithm)
+    assert_close(y, naive.conv2d(x, w, b, stride, padding), dtype)
+    dy = randn(rng, y.shape, dtype)
+    got = F.conv2d_backward(dy, x, w, stride=stride, padding=padding, algorithm=algorithm)
+    for g, want in zip(got, naive.conv2d_backward(dy, x, w, stride, padding)):
+        assert_close(g, want, dtype)
+
+
+@pytest.mark.parametrize("algorithm", ["winograd", "auto"])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_threads_agree_and_repeat_bitwise(dtype, algorithm, padding, rng):
+    x, w, b, _ = _inputs(rng, ((5, 9, 12, 11), 8, padding), dtype)
+    dy = None
+    runs = {}
+    for n in (1, 2, 2):
+        with num_threads(n):
+            y = F.conv2d(x, w, b, padding=padding, relu=True, algorithm=algorithm)
+            if dy is None:
+                dy = F.relu_backward(randn(np.random.default_rng(1), y.shape, dtype), y)
+            out = (y, *F.conv2d_backward(dy, x, w, padding=padding, algorithm=algorithm))
+        if n in runs:   # same thread count: the same bits
+            for a, c in zip(runs[n], out):
+                np.testing.assert_array_equal(a, c)
+        runs[n] = out
+    for one, two in zip(runs[1], runs[2]):
+        assert_close(two, one.astype(np.float64), dtype, rtol=RTOL_THREADS[dtype])
+
+
+# shapes too large for the loop oracle: Winograd against im2col (itself checked against the oracle
+# above). Tile rows longer than a block (64 tiles for 64+64 channels), blocks that end inside
+# images and inside tile rows, a batch smaller than the thread count, odd sizes with padding 2.
+LARGE_CASES = [((1, 64, 3, 301), 64, 1), ((3, 64, 9, 33), 64, 1), ((2, 20, 30, 31), 12, 2),
+               ((7, 16, 28, 28), 16, 1)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", LARGE_CASES, ids=[f"x{c[0]}-oc{c[1]}-p{c[2]}".replace(" ", "")
+                                                   for c in LARGE_CASES])
+def test_winograd_matches_im2col_on_large_shapes(dtype, case, threads, rng):
+    x, w, b, padding = _inputs(rng, case, dtype)
+    with num_threads(threads):
+        y = F.conv2d(x, w, b, padding=padding, relu=True, algorithm="winograd")
+        y_ref = F.conv2d(x, w, b, padding=padding, relu=True, algorithm="im2col")
+        dy = randn(rng, y.shape, dtype)
+        got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd")
+        ref = F.conv2d_backward(dy, x, w, padding=padding, algorithm="im2col")
+    assert_close(y, y_ref.astype(np.float64), dtype)
+    for g, r in zip(got, ref):
+        assert_close(g, r.astype(np.float64), dtype)
+
+
+@pytest.mark.parametrize("relu", [False, True], ids=["linear", "relu"])
+@pytest.mark.parametrize("case", [WINO_CASES[i] for i in (0, 2, 4, 5, 7)],
+                         ids=[WINO_IDS[i] for i in (0, 2, 4, 5, 7)])
+def test_winograd_gradients_numerical(case, relu, rng):
+    x, w, b, padding = _inputs(rng, case, np.float64)
+    kw = dict(padding=padding, algorithm="winograd")
+    y0 = F.conv2d(x, w, b, relu=relu, **kw)
+    r = rng.standard_normal(y0.shape)
+    if relu:   # keep pre-activations away from the kink so differences stay on one side
+        pre = F.conv2d(x, w, b, **kw)
+        assert np.abs(pre).min() > 1e-4 and (pre < 0).any()
+
+    def loss():
+        return float(np.sum(F.conv2d(x, w, b, relu=relu, **kw) * r))
+
+    dy = F.relu_backward(r, y0) if relu else r
+    dx, dw, db = F.conv2d_backward(dy, x, w, **kw)
+    check_gradients(loss, {"x": x, "weight": w, "bias": b}, {"x": dx, "weight": dw, "bias": db})
+
+
+def _rel_err(got, ref):
+    return float(np.abs(got.astype(np.float64) - ref).max() / np.abs(ref).max())
+
+
+@pytest.mark.parametrize("shape", [((8, 64, 16, 16), 128), ((10, 16, 28, 28), 16),
+                                   ((6, 32, 14, 14), 64), ((4, 256, 8, 8), 32)],
+                         ids=["64-128@16", "16-16@28", "32-64@14", "256-32@8"])
+def test_winograd_float32_accuracy(shape, rng):
+    """float32 Winograd stays within 1e-5 of the float64 result (max error over max magnitude)
+    on random data, for forward, dx and dweight; the float64 reference is im2col in float64."""
+    (xs, oc) = shape
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal((oc, xs[1], 3, 3)) / np.sqrt(9 * xs[1])
+    b = rng.standard_normal(oc)
+    y64 = F.conv2d(x, w, b, padding=1, algorithm="im2col")
+    dy = rng.standard_normal(y64.shape)
+    ref = (y64, *F.conv2d_backward(dy, x, w, padding=1, algorithm="im2col"))
+    f32 = [a.astype(np.float32) for a in (x, w, b, dy)]
+    y32 = F.conv2d(*f32[:3], padding=1, algorithm="winograd")
+    got = (y32, *F.conv2d_backward(f32[3], f32[0], f32[1], padding=1, algorithm="winograd"))
+    for name, g, r in zip(("y", "dx", "dweight", "dbias"), got, ref):
+        assert g.dtype == np.float32
+        err = _rel_err(g, r)
+        assert err <= 1e-5, f"{name}: relative error {err:.3g} > 1e-5"
+
+
+def test_algorithm_validation(rng):
+    x, w, b, _ = _inputs(rng, ((2, 3, 7, 6), 4, 1), np.float32)
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        F.conv2d(x, w, b, algorithm="fft")
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        F.conv2d_backward(np.zeros((2, 4, 5, 4), np.float32), x, w, algorithm="direct")
+    with pytest.raises(ValueError, match="stride 1"):
+        F.conv2d(x, w, b, stride=2, algorithm="winograd")
+
+
+def test_auto_choice():
+    def pick(n, c, oc, hw, kernel=3, stride=1, algorithm="auto"):
+        return F._conv_algorithm("conv2d", algorithm, n, c, oc, hw, hw, (kernel, kernel),
+                                 (stride, stride), (1, 1))
+    assert pick(100, 16, 16, 28) == "winograd"
+    assert pick(128, 64, 128, 16) == "winograd"
+    assert pick(128, 3, 64, 32) == "winograd"
+    assert pick(100, 1, 16, 28) == "im2col"            # C*OC < 64
+    assert pick(1, 64, 128, 16) == "im2col"            # too few tiles for the weight transforms
+    assert pick(2, 64, 128, 16) == "winograd"
+    assert pick(128, 64, 128, 16, stride=2) == "im2col"
+    assert pick(128, 64, 128, 16, kernel=5) == "im2col"
+    assert pick(128, 64, 128, 16, algorithm="im2col") == "im2col"
+    assert pick(1, 1, 1, 3, algorithm="winograd") == "winograd"
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_reference_backend_accepts_algorithm(algorithm, rng):
+    x, w, b, _ = _inputs(rng, ((2, 9, 7, 6), 8, 1), np.float64)
+    with F.use_backend("reference"):
+        y = F.conv2d(x, w, b, padding=1, algorithm=algorithm)
+        dx, dw, db = F.conv2d_backward(y, x, w, padding=1, algorithm=algorithm)
+    assert_close(y, naive.conv2d(x, w, b, 1, 1), np.float64)
+    for g, want in zip((dx, dw, db), naive.conv2d_backward(y, x, w, 1, 1)):
+        assert_close(g, want, np.float64)
+
+
+@pytest.mark.parametrize("algorithm", ["winograd", "auto"])
+def test_batch_size_zero(dtype, algorithm, rng):
+    x = np.zeros((0, 9, 6, 6), dtype)
+    w = randn(rng, (8, 9, 3, 3), dtype)
+    y = F.conv2d(x, w, None, padding=1, algorithm=algorithm)
+    assert y.shape == (0, 8, 6, 6)
+    dx, dw, db = F.conv2d_backward(y, x, w, padding=1, algorithm=algorithm)
+    assert dx.shape == x.shape and not dw.any() and not db.any()
