@@ -2,41 +2,7 @@
  * forward with fused bias/ReLU, backward-data and backward-weights. The type-generic body is in
  * conv_impl.h; this file holds the dtype-free helpers and instantiates it for float and double. */
 #include "fastcnn.h"
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
-static int thread_id(void)
-{
-#if defined(_OPENMP)
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static int thread_count(void)
-{
-#if defined(_OPENMP)
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
-
-/* Never more threads than images: each thread owns whole images. */
-static int clamp_threads(int n_threads, ptrdiff_t N)
-{
-#if defined(_OPENMP)
-    if (n_threads < 1) n_threads = 1;
-    if ((ptrdiff_t)n_threads > N) n_threads = N > 0 ? (int)N : 1;
-    return n_threads;
-#else
-    (void)n_threads; (void)N;
-    return 1;
-#endif
-}
+#include "parallel.h"
 
 /* 1x1, stride 1, no padding: the image itself is the column matrix; no im2col needed. */
 static int is_pointwise(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,

@@ -97,11 +97,11 @@ void FN(fc_conv2d_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *
     const ptrdiff_t K = C * KH * KW, P = OH * OW;
     const int direct = is_pointwise(KH, KW, SH, SW, PH, PW);
     if (N <= 0) return;
-    int nt = clamp_threads(n_threads, N);
+    int nt = fc_clamp_threads(n_threads, N);
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int tid = thread_id(), nth = thread_count();
+        int tid = fc_thread_id(), nth = fc_thread_count();
         ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
         REAL *col = workspace + (ptrdiff_t)tid * K * P;
         for (ptrdiff_t n = n0; n < n1; ++n) {
@@ -127,7 +127,7 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
     const int direct = is_pointwise(KH, KW, SH, SW, PH, PW);
     const ptrdiff_t col_size = direct ? 0 : K * P;
     const ptrdiff_t per_thread = col_size + OC * K + OC;
-    int nt = clamp_threads(n_threads, N);
+    int nt = fc_clamp_threads(n_threads, N);
     int used = 1;
     if (N <= 0) {
         for (ptrdiff_t i = 0; i < OC * K; ++i) dweight[i] = 0;
@@ -137,7 +137,7 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int tid = thread_id(), nth = thread_count();
+        int tid = fc_thread_id(), nth = fc_thread_count();
         if (tid == 0) used = nth;
         ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
         REAL *col = workspace + (ptrdiff_t)tid * per_thread;

@@ -4,40 +4,7 @@
  * elementwise stage becomes 16 GEMMs over channels. The type-generic body is in winograd_impl.h,
  * included once per dtype; conventions as conv.c (outputs first, fc_ prefix, 64-bit sizes). */
 #include "fastcnn.h"
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
-static int wg_thread_id(void)
-{
-#if defined(_OPENMP)
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static int wg_thread_count(void)
-{
-#if defined(_OPENMP)
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
-
-static int wg_clamp_threads(int n_threads, ptrdiff_t units)
-{
-#if defined(_OPENMP)
-    if (n_threads < 1) n_threads = 1;
-    if ((ptrdiff_t)n_threads > units) n_threads = units > 0 ? (int)units : 1;
-    return n_threads;
-#else
-    (void)n_threads; (void)units;
-    return 1;
-#endif
-}
+#include "parallel.h"
 
 /* Elements a block's transformed planes may take; tuned on Zen 4 (1 MB L2 per core). */
 #ifndef FC_WG_BLOCK_ELEMS

@@ -1,10 +1,8 @@
-/* winograd_impl.h: type-generic body of the F(2x2,3x3) Winograd kernels, included by winograd.c
- * once per dtype with REAL, FN(name) and GEMM defined (as conv_impl.h). Reference: Lavin & Gray,
- * arXiv:1509.09308. Notation: a tile is a 4x4 input patch d producing a 2x2 output,
- *   y = A^T [ (G g G^T) .* (B^T d B) ] A,
- * and the backward passes are its adjoints: dd = B [ U .* (A dy A^T) ] B^T (overlap-added into
- * dx), dg = G^T [ (A dy A^T) .* V ] G summed over tiles. Transformed data is stored as 16 planes
- * xi = 4*row + col, each (channels, tiles of the block), so the .* stage is 16 GEMMs. */
+/* winograd_impl.h: type-generic body of the F(2x2,3x3) Winograd kernels (Lavin & Gray,
+ * arXiv:1509.09308), included by winograd.c once per dtype with REAL, FN(name), GEMM defined.
+ * y = A^T [(G g G^T) .* (B^T d B)] A per 4x4 tile d; backward = its adjoints: dd = B [U .* (A dy
+ * A^T)] B^T overlap-added into dx, dg = G^T [(A dy A^T) .* V] G summed over tiles. Transformed
+ * data: 16 planes xi = 4*row + col of (channels, tiles of a block), so .* is 16 GEMMs. */
 
 /* U[xi][oc][c] = (G g G^T)[xi] for every (oc, c); rows [oc0, oc1). */
 static void FN(wg_weight_transform)(REAL *restrict U, const REAL *restrict w, ptrdiff_t OC,
@@ -323,14 +321,14 @@ void FN(fc_conv2d_winograd_forward)(REAL *y, REAL *workspace, const REAL *x, con
     REAL *U = workspace;
     if (N <= 0) return;
     /* Tiles, not images, are split: a batch smaller than the thread count still uses them all. */
-    int nt = wg_clamp_threads(n_threads, T);
+    int nt = fc_clamp_threads(n_threads, T);
+    /* The weight transform (16*OC*C, small) runs before the parallel region: no barrier inside,
+     * which matters when a core is shared and a waiting thread sleeps. */
+    FN(wg_weight_transform)(U, weight, OC, C, 0, OC);
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int tid = wg_thread_id(), nth = wg_thread_count();
-        ptrdiff_t oc0 = OC * tid / nth, oc1 = OC * (tid + 1) / nth;
-        FN(wg_weight_transform)(U, weight, OC, C, oc0, oc1);
-#pragma omp barrier
+        int tid = fc_thread_id(), nth = fc_thread_count();
         REAL *V = workspace + 16 * OC * C + (ptrdiff_t)tid * per;
         REAL *M = V + 16 * PV;
         REAL *rb = M + 16 * PM;
@@ -364,12 +362,13 @@ void FN(fc_conv2d_winograd_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL 
         return;
     }
     /* Whole images per thread: the dx overlap-add of neighbouring tiles then never races. */
-    int nt = wg_clamp_threads(n_threads, N);
+    int nt = fc_clamp_threads(n_threads, N);
     int used = 1;
+    if (dx) FN(wg_weight_transform)(U, weight, OC, C, 0, OC);   /* before the region, as forward */
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int tid = wg_thread_id(), nth = wg_thread_count();
+        int tid = fc_thread_id(), nth = fc_thread_count();
         if (tid == 0) used = nth;
         REAL *V = workspace + UC + (ptrdiff_t)tid * per;
         REAL *dYh = V + 16 * PV;
@@ -377,11 +376,8 @@ void FN(fc_conv2d_winograd_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL 
         REAL *dbp = dWp + UC;
         REAL *rb = dbp + OC;
         ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
-        ptrdiff_t oc0 = OC * tid / nth, oc1 = OC * (tid + 1) / nth;
-        if (dx) FN(wg_weight_transform)(U, weight, OC, C, oc0, oc1);
         for (ptrdiff_t oc = 0; oc < OC; ++oc) dbp[oc] = 0;
         for (ptrdiff_t i = 0; i < UC; ++i) dWp[i] = 0;
-#pragma omp barrier
         ptrdiff_t t0 = n0 * Timg, t1 = n1 * Timg;
         ptrdiff_t n_zeroed = n0;   /* images of dx [n0, n_zeroed) are zeroed */
         for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {

@@ -76,14 +76,18 @@ def test_import_without_compiled_module_says_how_to_build(tmp_path):
     assert "pip install" in proc.stderr and "never falls back" in proc.stderr
 
 
-def test_reference_backend_env_var_is_honoured():
+def test_reference_backend_env_var_is_honoured(tmp_path):
+    # cwd outside the checkout: `python -c` puts the cwd first on sys.path, and an unbuilt
+    # source tree there would shadow the installed package
     code = "from fastcnn import functional as F; print(F.get_backend())"
     env = dict(os.environ, FASTCNN_BACKEND="reference")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "reference"
     env["FASTCNN_BACKEND"] = "bogus"
-    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=tmp_path)
     assert bad.returncode != 0 and "FASTCNN_BACKEND" in bad.stderr
 
 

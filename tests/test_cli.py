@@ -121,9 +121,10 @@ def test_info(capsys):
         assert fragment in out
 
 
-def test_python_dash_m_version():
+def test_python_dash_m_version(tmp_path):
+    # run outside the checkout: `python -m` puts the cwd first on sys.path
     p = subprocess.run([sys.executable, "-m", "fastcnn", "--version"], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, cwd=tmp_path)
     assert p.returncode == 0 and p.stdout.strip() == f"fastcnn {fastcnn.__version__}"
 
 
