@@ -51,7 +51,7 @@ class BuildExt(build_ext):
             bar = "!" * 78
             reason = "FASTCNN_NO_OPENMP is set" if NO_OPENMP else "the compiler cannot build OpenMP code"
             print(f"\n{bar}\nfastcnn: building WITHOUT OpenMP ({reason}).\n"
-                  f"fastcnn: kernels will run on ONE thread; set_num_threads() has no effect.\n{bar}\n",
+                  f"fastcnn: kernels will run on ONE thread; set_num_threads(n > 1) will warn and keep 1.\n{bar}\n",
                   file=sys.stderr)
         for ext in self.extensions:
             if use_omp:

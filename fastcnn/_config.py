@@ -9,6 +9,7 @@ import glob
 import os
 import platform
 import sys
+import warnings
 
 import numpy as np
 import scipy
@@ -43,7 +44,7 @@ _num_threads = _default_threads()
 def set_num_threads(n):
     """Set how many threads fastcnn's kernels use (OpenMP). Returns the previous count.
 
-    Without OpenMP in the build, only 1 is accepted.
+    A build without OpenMP runs every kernel on one thread: asking for more warns and keeps 1.
     """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
@@ -52,7 +53,9 @@ def set_num_threads(n):
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
     if not _BUILD["openmp"] and n != 1:
-        raise ValueError("set_num_threads: this fastcnn build has no OpenMP; only 1 thread is possible")
+        warnings.warn(f"set_num_threads({n}): this fastcnn build has no OpenMP, so its kernels "
+                      f"run on 1 thread", RuntimeWarning, stacklevel=2)
+        n = 1
     previous, _num_threads = _num_threads, n
     return previous
 
