@@ -270,7 +270,7 @@ def _conv_checks(fn, x, weight, stride, padding, algorithm="auto"):
     return x, weight, stride, padding, (OH, OW), algorithm
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, relu=False, algorithm="auto"):
+def conv2d(x, weight, bias=None, stride=1, padding=0, relu=False, algorithm="auto", out=None):
     """2-D convolution (cross-correlation), optionally with the ReLU fused into the same pass.
 
     x (N, C, H, W), weight (OC, C, KH, KW), bias (OC,) or None -> y (N, OC, OH, OW) with
@@ -280,6 +280,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, relu=False, algorithm="aut
     algorithm: "im2col" (any shape), "winograd" (F(2x2,3x3) of Lavin & Gray: 3x3 kernels,
     stride 1, any padding; 2.25x fewer multiplications, float32 error about 1e-6 relative) or
     "auto" (default: Winograd where it measured faster). The reference backend ignores it.
+    out: an optional preallocated C-contiguous buffer for y (the layers reuse theirs).
     """
     fn = "conv2d"
     x, weight, stride, padding, (OH, OW), algorithm = _conv_checks(fn, x, weight, stride,
@@ -293,14 +294,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, relu=False, algorithm="aut
                              f"weight.shape={weight.shape})")
     N, C, H, W = x.shape
     OC, _, KH, KW = weight.shape
+    y = _out_array(fn, "out", out, (N, OC, OH, OW), x.dtype)
     if N == 0:
-        return np.empty((0, OC, OH, OW), dtype=x.dtype)
+        return y
     x, weight = _contig(x), _contig(weight)
     bias = _contig(bias) if bias is not None else None
     if _backend == "reference":
-        return _reference().conv2d_forward(x, weight, bias, stride, padding, bool(relu))
+        return _into(out, _reference().conv2d_forward(x, weight, bias, stride, padding,
+                                                      bool(relu)))
     nt = get_num_threads()
-    y = np.empty((N, OC, OH, OW), dtype=x.dtype)
     empty = np.empty(0, dtype=x.dtype)
     if algorithm == "winograd":
         ws = _workspace(_kernels.conv2d_winograd_forward_workspace(C, H, W, *padding, OC, nt),
@@ -318,7 +320,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, relu=False, algorithm="aut
 
 
 def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias=True,
-                    algorithm="auto"):
+                    algorithm="auto", out=None):
     """Gradients of conv2d: (dx or None, dweight, dbias or None).
 
     dy (N, OC, OH, OW) is dL/dy; if the forward fused a ReLU, mask it first with
@@ -326,6 +328,7 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias
     dbias[o] = sum_{n,i,j} dy[n,o,i,j], dx = the adjoint of the forward map applied to dy.
     need_dx=False skips dx (a network's first layer needs no input gradient).
     algorithm: "auto" | "im2col" | "winograd", as for conv2d (the two passes may differ).
+    out: an optional preallocated C-contiguous buffer for dx.
     """
     fn = "conv2d_backward"
     x, weight, stride, padding, (OH, OW), algorithm = _conv_checks(fn, x, weight, stride,
@@ -335,15 +338,17 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias
     N, C, H, W = x.shape
     OC, _, KH, KW = weight.shape
     _check_grad_shape(fn, dy, (N, OC, OH, OW))
+    dx = _out_array(fn, "out", out, x.shape, x.dtype) if need_dx else None
     if N == 0:
-        dx = np.zeros(x.shape, dtype=x.dtype) if need_dx else None
+        if dx is not None:
+            dx[...] = 0
         return dx, np.zeros(weight.shape, x.dtype), (np.zeros(OC, x.dtype) if need_dbias else None)
     x, weight, dy = _contig(x), _contig(weight), _contig(dy)
     if _backend == "reference":
-        return _reference().conv2d_backward(dy, x, weight, stride, padding, bool(need_dx),
-                                            bool(need_dbias))
+        rdx, dweight, dbias = _reference().conv2d_backward(dy, x, weight, stride, padding,
+                                                           bool(need_dx), bool(need_dbias))
+        return (_into(out, rdx) if need_dx else None), dweight, dbias
     nt = get_num_threads()
-    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
     dweight = np.empty(weight.shape, dtype=x.dtype)
     dbias = np.empty(OC, dtype=x.dtype) if need_dbias else None
     empty = np.empty(0, dtype=x.dtype)

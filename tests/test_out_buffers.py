@@ -19,7 +19,16 @@ def _calls(rng, dtype):
     _, m, s = F.batch_norm(x, g, b)
     dyb = rng.standard_normal(x.shape).astype(dtype)
     first = lambda r: r[0]  # noqa: E731
+    w = rng.standard_normal((5, 4, 3, 3)).astype(dtype)
+    yc = F.conv2d(x, w, None, 1, 1)
+    dyc = rng.standard_normal(yc.shape).astype(dtype)
     return [
+        ("conv2d", lambda out: F.conv2d(x, w, None, 1, 1, out=out), yc.shape, lambda r: r),
+        ("conv2d im2col", lambda out: F.conv2d(x, w, None, 2, 0, algorithm="im2col", out=out),
+         (3, 5, 3, 2), lambda r: r),
+        ("conv2d_backward", lambda out: F.conv2d_backward(dyc, x, w, 1, 1, out=out), x.shape,
+         first),
+        ("linear", lambda out: F.linear(x2, x2[:3].copy(), out=out), (5, 3), lambda r: r),
         ("max_pool2d", lambda out: F.max_pool2d(x, 3, 2, 1, out=out), y.shape, lambda r: r),
         ("max_pool2d_backward", lambda out: F.max_pool2d_backward(dyp, idx, x.shape, out=out),
          x.shape, lambda r: r),

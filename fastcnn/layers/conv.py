@@ -58,15 +58,19 @@ class Conv2D(Layer):
         # x: (N, C, H, W) -> y: (N, OC, OH, OW)
         x = check_float_input(x, "Conv2D", self.weight.dtype, ndim=4)
         self._x = x
+        oshape = x.shape[:1] + self.output_shape(x.shape[1:])
         return F.conv2d(x, self.weight.data, None if self.bias is None else self.bias.data,
-                        stride=self.stride, padding=self.padding)
+                        stride=self.stride, padding=self.padding,
+                        out=self._workspace("y", oshape, x.dtype))
 
     def backward(self, dy):
         if self._x is None:
             raise RuntimeError("Conv2D.backward called before forward")
         dx, dweight, dbias = F.conv2d_backward(
             dy, self._x, self.weight.data, stride=self.stride, padding=self.padding,
-            need_dx=self.need_input_grad, need_dbias=self.bias is not None)
+            need_dx=self.need_input_grad, need_dbias=self.bias is not None,
+            out=self._workspace("dx", self._x.shape, self._x.dtype) if self.need_input_grad
+            else None)
         self.weight.grad += dweight
         if self.bias is not None:
             self.bias.grad += dbias
