@@ -11,7 +11,10 @@ impl      who computes it: "fastcnn" (compiled backend), "numpy" (fastcnn's pure
 step      a zero-argument callable doing one benchmark iteration (forward + backward of one
           layer); it returns its outputs so they can be compared across impls (``--check``).
 
-Every step allocates its outputs as the library normally would; inputs, weights and the upstream
+Every step treats its outputs as the library's own layers do in training: fastcnn's layer steps
+write y and dx into out= buffers allocated once (fastcnn's layers keep and reuse theirs; a fresh
+32 MB array costs page faults on every call), torch and the numpy reference allocate as they
+always do. Inputs, weights and the upstream
 gradient are built once, outside the timing, from one seeded generator and shared by all impls
 (torch wraps the same numpy arrays), so all three compute the same numbers.
 
@@ -343,11 +346,14 @@ def _conv_data(p, dtype, rng):
 def _conv_fastcnn(p, dtype, rng):
     F = functional()
     x, w, b, dy, stride, padding = _conv_data(p, dtype, rng)
+    y_buf, dx_buf = np.empty(dy.shape, dtype), np.empty(x.shape, dtype)
 
     def step():
-        y = F.conv2d(x, w, b, stride=stride, padding=padding)
+        fast = F.get_backend() == "fast"   # out= buffers only where the layers use them
+        y = F.conv2d(x, w, b, stride=stride, padding=padding, out=y_buf if fast else None)
         dx, dw, db = F.conv2d_backward(dy, x, w, stride=stride, padding=padding,
-                                       need_dx=True, need_dbias=True)
+                                       need_dx=True, need_dbias=True,
+                                       out=dx_buf if fast else None)
         return y, dx, dw, db
     return step
 
@@ -399,10 +405,14 @@ def _pool_data(p, dtype, rng):
 def _pool_fastcnn(p, dtype, rng):
     F = functional()
     x, dy, kernel, stride, padding = _pool_data(p, dtype, rng)
+    y_buf, i_buf = np.empty(dy.shape, dtype), np.empty(dy.shape, np.int32)
+    dx_buf = np.empty(x.shape, dtype)
 
     def step():
-        y, idx = F.max_pool2d(x, kernel, stride=stride, padding=padding, return_indices=True)
-        dx = F.max_pool2d_backward(dy, idx, x.shape)
+        fast = F.get_backend() == "fast"   # out= buffers only where the layers use them
+        y, idx = F.max_pool2d(x, kernel, stride=stride, padding=padding, return_indices=True,
+                              out=y_buf if fast else None, out_indices=i_buf if fast else None)
+        dx = F.max_pool2d_backward(dy, idx, x.shape, out=dx_buf if fast else None)
         return y, idx, dx
     return step
 
@@ -448,11 +458,14 @@ def _bn_data(p, dtype, rng):
 def _bn_fastcnn(p, dtype, rng):
     F = functional()
     x, gamma, beta, dy, rmean, rvar = _bn_data(p, dtype, rng)
+    y_buf, dx_buf = np.empty(x.shape, dtype), np.empty(x.shape, dtype)
 
     def step():
+        fast = F.get_backend() == "fast"   # out= buffers only where the layers use them
         y, mean, invstd = F.batch_norm(x, gamma, beta, rmean, rvar, training=True,
-                                       momentum=0.1, eps=1e-5)
-        dx, dgamma, dbeta = F.batch_norm_backward(dy, x, gamma, mean, invstd, training=True)
+                                       momentum=0.1, eps=1e-5, out=y_buf if fast else None)
+        dx, dgamma, dbeta = F.batch_norm_backward(dy, x, gamma, mean, invstd, training=True,
+                                                  out=dx_buf if fast else None)
         return y, dx, dgamma, dbeta
     return step
 
