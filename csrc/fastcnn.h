@@ -198,4 +198,13 @@ void fc_linear_backward_f64(double *dx, double *dweight, double *dbias, const do
                             const double *x, const double *weight, ptrdiff_t N, ptrdiff_t IN,
                             ptrdiff_t OUT, int n_threads);
 
+/* ---- optimizer updates (optim.c) ----------------------------------------------------------
+ * w, m, v, g: n elements each, updated in place (g read only). */
+void fc_adam_update_f32(float *w, float *m, float *v, const float *g, ptrdiff_t n, double lr,
+                        double beta1, double beta2, double eps, double bias_correction1,
+                        double bias_correction2, int n_threads);
+void fc_adam_update_f64(double *w, double *m, double *v, const double *g, ptrdiff_t n,
+                        double lr, double beta1, double beta2, double eps,
+                        double bias_correction1, double bias_correction2, int n_threads);
+
 #endif /* FASTCNN_H */

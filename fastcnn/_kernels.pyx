@@ -261,3 +261,17 @@ def linear_backward(floating[::1] dx, floating[::1] dweight, floating[::1] dbias
         else:
             fc_linear_backward_f64(_ptr(dx), _ptr(dweight), _ptr(dbias), _cptr(dy), _cptr(x),
                                    _cptr(weight), N, IN, OUT, n_threads)
+
+
+def adam_update(floating[::1] w, floating[::1] m, floating[::1] v,            # IN/OUT
+                const floating[::1] g,                                         # IN
+                double lr, double beta1, double beta2, double eps, double bias_correction1,
+                double bias_correction2, int n_threads):
+    cdef Py_ssize_t n = w.shape[0]
+    with nogil:
+        if floating is float:
+            fc_adam_update_f32(_ptr(w), _ptr(m), _ptr(v), _cptr(g), n, lr, beta1, beta2, eps,
+                               bias_correction1, bias_correction2, n_threads)
+        else:
+            fc_adam_update_f64(_ptr(w), _ptr(m), _ptr(v), _cptr(g), n, lr, beta1, beta2, eps,
+                               bias_correction1, bias_correction2, n_threads)

@@ -12,6 +12,7 @@ __all__ = [
     "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward",
     "batch_norm_forward", "batch_norm_backward",
+    "adam_update",
 ]
 
 
@@ -277,3 +278,15 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, training):
     else:
         dxs = scale * dys
     return dxs.reshape(x.shape), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
+
+# ---- optimizer updates ----------------------------------------------------------------------
+
+def adam_update(w, g, m, v, lr, beta1, beta2, eps, bias_correction1, bias_correction2):
+    """In place: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+    w -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps). One NumPy temporary per operation."""
+    m *= beta1
+    m += (1.0 - beta1) * g
+    v *= beta2
+    v += (1.0 - beta2) * g * g
+    w -= (lr / bias_correction1) * m / (np.sqrt(v) / math.sqrt(bias_correction2) + eps)

@@ -18,7 +18,7 @@ from fastcnn._config import get_num_threads
 __all__ = [
     "conv2d", "conv2d_backward", "linear", "linear_backward", "max_pool2d",
     "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "batch_norm", "batch_norm_backward", "relu", "relu_backward",
-    "softmax_cross_entropy", "softmax_cross_entropy_backward", "conv_output_size",
+    "softmax_cross_entropy", "softmax_cross_entropy_backward", "adam_update", "conv_output_size",
     "get_backend", "set_backend", "use_backend",
 ]
 
@@ -717,6 +717,45 @@ def batch_norm_backward(dy, x, weight, save_mean, save_invstd, training=True, ou
     _kernels.batch_norm_backward(_flat(dx), dgamma, dbeta, _flat(dy), _flat(x), gamma, mean,
                                  invstd, N, C, S, bool(training), get_num_threads())
     return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------------------------
+# optimizer updates
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
+    """One Adam step on one parameter, in place (param, m and v are updated), in a single pass:
+
+        m <- beta1 m + (1 - beta1) g;   v <- beta2 v + (1 - beta2) g^2
+        param <- param - (lr / (1 - beta1^step)) m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+
+    param, m, v: writeable C-contiguous arrays of one float dtype and shape; grad alike (any
+    layout); step >= 1 is the number of this update. Hyper-parameters are the optimizer's to check.
+    """
+    fn = "adam_update"
+    arrays = {}
+    for name, a in (("param", param), ("grad", grad), ("m", m), ("v", v)):
+        arrays[name] = _check_array(fn, name, a, range(0, 33))
+    param = arrays["param"]
+    for name, a in arrays.items():
+        if a.shape != param.shape:
+            raise ValueError(f"{fn}: {name}.shape={a.shape} does not match "
+                             f"param.shape={param.shape}")
+        _check_same_dtype(fn, "param", param, **{name: a})
+        if name != "grad" and (not a.flags.c_contiguous or not a.flags.writeable):
+            raise ValueError(f"{fn}: {name} is updated in place, so it must be a writeable "
+                             f"C-contiguous array")
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"{fn}: step must be an int >= 1, got {step!r}")
+    bc1, bc2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step
+    grad = _contig(arrays["grad"])
+    if _backend == "reference":
+        _reference().adam_update(param, grad, arrays["m"], arrays["v"], lr, beta1, beta2, eps,
+                                 bc1, bc2)
+        return param
+    _kernels.adam_update(_flat(param), _flat(arrays["m"]), _flat(arrays["v"]), _flat(grad),
+                         float(lr), float(beta1), float(beta2), float(eps), bc1, bc2,
+                         get_num_threads())
+    return param
 
 
 # ---------------------------------------------------------------------------------------------

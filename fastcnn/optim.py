@@ -16,6 +16,7 @@ import types
 
 import numpy as np
 
+from fastcnn import functional as F
 from fastcnn import regularizers as _reg
 
 __all__ = [
@@ -364,22 +365,10 @@ class Adam(Optimizer):
         return {"m": np.zeros_like(param.data), "v": np.zeros_like(param.data)}
 
     def update(self, param, state, scratch):
+        # one fused pass over w, m, v, g (NumPy would need about eleven)
         b1, b2 = self.betas
-        t = self.step_count
-        m, v, g = state["m"], state["v"], param.grad
-        m *= b1
-        np.multiply(g, 1.0 - b1, out=scratch)
-        m += scratch
-        v *= b2
-        np.multiply(g, g, out=scratch)
-        scratch *= 1.0 - b2
-        v += scratch
-        np.sqrt(v, out=scratch)
-        scratch /= math.sqrt(1.0 - b2 ** t)
-        scratch += self.eps
-        np.divide(m, scratch, out=scratch)
-        scratch *= self.lr / (1.0 - b1 ** t)
-        param.data -= scratch
+        F.adam_update(param.data, param.grad, state["m"], state["v"], self.lr, b1, b2,
+                      self.eps, self.step_count)
 
 
 Adagrad = AdaGrad
