@@ -74,10 +74,6 @@ def _reference():
 # ---------------------------------------------------------------------------------------------
 # validation helpers (each error names the function, the argument and the shapes)
 
-def _shape_of(a):
-    return getattr(a, "shape", None)
-
-
 def _check_array(fn, name, a, ndims):
     """A float32/float64 ndarray of one of the given ndims (not yet made contiguous)."""
     if a is None:

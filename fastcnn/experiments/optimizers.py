@@ -50,7 +50,7 @@ def trajectory(name, lr, steps=30, start=START):
 def train_curves(x, y, *, iterations, batch_size=128, seed=0, names=tuple(CLASSES), lrs=None):
     """Per-iteration training loss of each optimizer on the same MLP initial weights and the
     same batch order."""
-    from fastcnn import models, train
+    from fastcnn import train
     lrs = lrs or NET_LR
     n_epochs = int(np.ceil(iterations / int(np.ceil(len(x) / batch_size))))
     curves = {}
