@@ -157,6 +157,10 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
             for (ptrdiff_t oc = 0; oc < OC; ++oc) {
                 const REAL *d = dyn + oc * P;
                 double s = 0;
+                /* A simd reduction lets the compiler keep several partial sums: one running
+                 * sum is bound by the add latency (it was 2/3 of MNIST conv's backward). The
+                 * order is fixed at compile time, so the bits do not depend on the threads. */
+#pragma omp simd reduction(+ : s)
                 for (ptrdiff_t p = 0; p < P; ++p) s += d[p];
                 db_part[oc] += (REAL)s;
             }
