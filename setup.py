@@ -26,6 +26,11 @@ NO_OPENMP = os.environ.get("FASTCNN_NO_OPENMP", "") not in ("", "0")
 C_SOURCES = sorted(
     os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".c")
 )
+# setuptools does not scan #includes: without this, editing a type-generic *_impl.h body would
+# leave a stale extension behind.
+C_HEADERS = sorted(
+    os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")
+) + ["fastcnn/_kernels.pxd"]
 
 
 def _compiler_has_openmp(compiler):
@@ -79,6 +84,7 @@ extensions = [
     Extension(
         "fastcnn._kernels",
         sources=["fastcnn/_kernels.pyx"] + C_SOURCES,
+        depends=C_HEADERS,
         include_dirs=["csrc", np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=list(cflags),
