@@ -289,7 +289,6 @@ def load(path):
     optimizer and schedule (rebuilt with their saved hyper-parameters and state), the shuffling
     rng, the history and the metadata."""
     from fastcnn import models, optim, schedules
-    from fastcnn.train import History
     header, arrays = read(path)
     try:
         model = models.build(header["model_config"])
@@ -306,6 +305,12 @@ def load(path):
             raise CheckpointError(f"{path}: cannot restore the optimizer: {err}") from err
         if header.get("scheduler") is not None:
             scheduler = schedules.from_state_dict(optimizer, header["scheduler"])
+    return _loaded(header, model, optimizer, scheduler)
+
+
+def _loaded(header, model, optimizer, scheduler):
+    """The LoadedCheckpoint of a read header around the given (restored) objects."""
+    from fastcnn.train import History
     return LoadedCheckpoint(
         model=model, optimizer=optimizer, scheduler=scheduler,
         rng=rng_from_state(header["rng"]) if header.get("rng") is not None else None,
@@ -319,7 +324,6 @@ def load_into(path, model, optimizer=None, scheduler=None):
 
     Returns a ``LoadedCheckpoint`` whose model/optimizer/scheduler are the objects given, with
     the saved rng, history and metadata."""
-    from fastcnn.train import History
     header, arrays = read(path)
     _load_model_state(model, _split(arrays), path)
     _restore_layer_rngs(model, header, path)
@@ -335,9 +339,4 @@ def load_into(path, model, optimizer=None, scheduler=None):
         if header.get("scheduler") is None:
             raise CheckpointError(f"{path}: the checkpoint holds no schedule state")
         scheduler.load_state_dict(header["scheduler"])
-    return LoadedCheckpoint(
-        model=model, optimizer=optimizer, scheduler=scheduler,
-        rng=rng_from_state(header["rng"]) if header.get("rng") is not None else None,
-        history=History.from_dict(header["history"]) if header.get("history") else None,
-        meta=header.get("meta") or {}, config=header["model_config"],
-        library_version=header.get("library_version", ""))
+    return _loaded(header, model, optimizer, scheduler)

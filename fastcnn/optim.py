@@ -61,6 +61,15 @@ def _check_eps(eps):
     return _check("eps", eps, lambda v: v > 0, "> 0")
 
 
+def _scaled_step(param, g, h, lr, eps, scratch):
+    """W <- W - lr * g / (sqrt(h) + eps): the step AdaGrad and RMSProp share (in place)."""
+    np.sqrt(h, out=scratch)
+    scratch += eps
+    np.divide(g, scratch, out=scratch)
+    scratch *= lr
+    param.data -= scratch
+
+
 class Optimizer:
     """Base class: per-parameter state, regularizer hooks, ``step()``, ``zero_grad()``,
     ``state_dict()``/``load_state_dict()``.
@@ -296,11 +305,7 @@ class AdaGrad(Optimizer):
         h, g = state["h"], param.grad
         np.multiply(g, g, out=scratch)
         h += scratch
-        np.sqrt(h, out=scratch)
-        scratch += self.eps
-        np.divide(g, scratch, out=scratch)
-        scratch *= self.lr
-        param.data -= scratch
+        _scaled_step(param, g, h, self.lr, self.eps, scratch)
 
 
 class RMSProp(Optimizer):
@@ -330,11 +335,7 @@ class RMSProp(Optimizer):
         np.multiply(g, g, out=scratch)
         scratch *= 1.0 - self.alpha
         h += scratch
-        np.sqrt(h, out=scratch)
-        scratch += self.eps
-        np.divide(g, scratch, out=scratch)
-        scratch *= self.lr
-        param.data -= scratch
+        _scaled_step(param, g, h, self.lr, self.eps, scratch)
 
 
 class Adam(Optimizer):

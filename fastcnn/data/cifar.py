@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from fastcnn.data._base import (Dataset, DatasetError, DatasetNotFoundError, check_labels,
-                                data_root, split_off_validation)
-from fastcnn.data.transforms import apply_standardize, standardize, to_float
+                                data_root)
+from fastcnn.data.transforms import split_and_standardize, to_float
 
 __all__ = ["load_cifar10", "load_cifar10_arrays", "read_cifar_batch", "CIFAR10_CLASSES"]
 
@@ -113,12 +113,8 @@ def load_cifar10(path=None, *, val_size=5000, seed=0, standardize_inputs=True, d
     training split's statistics unless ``standardize_inputs=False`` (then in ``[0, 1]``)."""
     x_tr, y_tr, x_te, y_te = load_cifar10_arrays(path)
     x_tr, x_te = to_float(x_tr, 255.0, dtype), to_float(x_te, 255.0, dtype)
-    x_tr, y_tr, x_va, y_va = split_off_validation(x_tr, y_tr, val_size,
-                                                  np.random.default_rng(seed))
-    mean = std = None
-    if standardize_inputs:
-        x_tr, mean, std = standardize(x_tr)
-        x_va, x_te = apply_standardize(x_va, mean, std), apply_standardize(x_te, mean, std)
+    x_tr, y_tr, x_va, y_va, x_te, mean, std = split_and_standardize(
+        x_tr, y_tr, x_te, val_size, seed, standardize_inputs)
     src = str(Path(path).expanduser() if path is not None else data_root() / "cifar10")
     return Dataset("cifar10", x_tr, y_tr, x_va, y_va, x_te, y_te, 10, CIFAR10_CLASSES, mean, std,
                    info={"source": src, "seed": seed})

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from fastcnn.data._base import (Dataset, DatasetError, DatasetNotFoundError, check_labels,
-                                data_root, split_off_validation)
+                                data_root)
 from fastcnn.data.idx import read_idx
-from fastcnn.data.transforms import apply_standardize, standardize, to_float
+from fastcnn.data.transforms import split_and_standardize, to_float
 
 __all__ = ["load_mnist", "load_fashion_mnist", "load_mnist_arrays", "MNIST_FILES"]
 
@@ -131,12 +131,8 @@ def load_mnist(path=None, *, val_size=5000, seed=0, standardize_inputs=False, dt
         return x[:, None]
 
     x_tr, x_te = prep(x_tr), prep(x_te)
-    x_tr, y_tr, x_va, y_va = split_off_validation(x_tr, y_tr, val_size,
-                                                  np.random.default_rng(seed))
-    mean = std = None
-    if standardize_inputs:
-        x_tr, mean, std = standardize(x_tr)
-        x_va, x_te = apply_standardize(x_va, mean, std), apply_standardize(x_te, mean, std)
+    x_tr, y_tr, x_va, y_va, x_te, mean, std = split_and_standardize(
+        x_tr, y_tr, x_te, val_size, seed, standardize_inputs)
     classes = FASHION_CLASSES if name == "fashion-mnist" else tuple(str(i) for i in range(10))
     return Dataset(name, x_tr, y_tr, x_va, y_va, x_te, y_te, 10, classes, mean, std,
                    info={"source": src, "seed": seed})

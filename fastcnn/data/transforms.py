@@ -94,3 +94,18 @@ def resize_images(x, size):
     rx = _interp_matrix(int(ow), x.shape[3])
     out = np.einsum("ih,nchw,jw->ncij", ry, x.astype(np.float64), rx, optimize=True)
     return out.astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32)
+
+
+def split_and_standardize(x_tr, y_tr, x_te, val_size, seed, standardize_inputs):
+    """Split ``val_size`` validation samples off the training set (seeded), then, when asked,
+    standardize every split with the remaining training split's statistics.
+
+    Returns ``(x_tr, y_tr, x_va, y_va, x_te, mean, std)``; mean/std are None when not asked."""
+    from fastcnn.data._base import split_off_validation
+    x_tr, y_tr, x_va, y_va = split_off_validation(x_tr, y_tr, val_size,
+                                                  np.random.default_rng(seed))
+    mean = std = None
+    if standardize_inputs:
+        x_tr, mean, std = standardize(x_tr)
+        x_va, x_te = apply_standardize(x_va, mean, std), apply_standardize(x_te, mean, std)
+    return x_tr, y_tr, x_va, y_va, x_te, mean, std
