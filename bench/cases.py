@@ -215,6 +215,7 @@ class Case:
     small: Mapping[str, Any] = field(default_factory=dict)   # overrides for the smoke variant
     check: Mapping[str, Any] = field(default_factory=dict)   # overrides for --check (e.g. p=0)
     heavy: bool = False           # pytest skips it unless --bench-heavy (CI smoke stays fast)
+    suite: str = "peers"          # "peers" (PERFORMANCE.md's table) or "layers" (every model layer)
 
     @property
     def spec(self) -> OpSpec:
@@ -275,10 +276,16 @@ def add_case(case: Case) -> Case:
     return case
 
 
+SUITES: tuple[str, ...] = ("peers", "layers")
+
+
 def get_cases(ops: Sequence[str] | None = None, names: Sequence[str] | None = None,
-              small: bool = False) -> list[Case]:
+              small: bool = False, suites: Sequence[str] | None = ("peers",)) -> list[Case]:
+    """Cases of the given ops, names and suites (None: any); named cases count whatever their
+    suite."""
     out = [c for c in CASES
-           if (ops is None or c.op in ops) and (names is None or c.name in names)]
+           if (ops is None or c.op in ops) and (names is None or c.name in names)
+           and (suites is None or names is not None or c.suite in suites)]
     return [c.smallified() if small else c for c in out]
 
 
@@ -508,6 +515,42 @@ add_case(Case("pool", "max-2x2-s2", "max pool 2x2 s2",
 
 add_case(Case("bn", "bn-64", "batch norm 64 ch (train)", dict(x_shape=(128, 64, 32, 32)),
               small=_small((128, 64, 32, 32))))
+
+
+# --------------------------------------------------------------------------------------------
+# The "layers" suite: every other conv / pool / batch-norm layer shape of the study's models
+# (issue 5's per-layer targets; the shapes the peer table already has are not repeated).
+# SimpleConvNet, DeepConvNet and AlexNet small at batch 100, AlexNet original at batch 8; batch
+# norm where AlexNet(norm="batchnorm") puts it (the default models have none). Heavy: pytest
+# runs them only with --bench-heavy; compare.py with --suite layers (or all).
+# --------------------------------------------------------------------------------------------
+def _layer_case(op, name, title, params):
+    return add_case(Case(op, name, title, params, small=_small(params["x_shape"]), heavy=True,
+                         suite="layers"))
+
+
+for _name, _x, _oc, _k, _p in (
+        ("deep.conv1", (100, 1, 28, 28), 16, 3, 1), ("deep.conv3", (100, 16, 14, 14), 32, 3, 1),
+        ("deep.conv4", (100, 32, 14, 14), 32, 3, 2), ("deep.conv5", (100, 32, 8, 8), 64, 3, 1),
+        ("deep.conv6", (100, 64, 8, 8), 64, 3, 1),
+        ("alexs.conv1", (100, 3, 32, 32), 64, 5, 2), ("alexs.conv2", (100, 64, 15, 15), 128, 5, 2),
+        ("alexs.conv3", (100, 128, 7, 7), 192, 3, 1), ("alexs.conv4", (100, 192, 7, 7), 192, 3, 1),
+        ("alexs.conv5", (100, 192, 7, 7), 128, 3, 1),
+        ("alexo.conv2", (8, 96, 27, 27), 256, 5, 2), ("alexo.conv3", (8, 256, 13, 13), 384, 3, 1),
+        ("alexo.conv4", (8, 384, 13, 13), 384, 3, 1), ("alexo.conv5", (8, 384, 13, 13), 256, 3, 1)):
+    _layer_case("conv", _name, f"{_name} {_x[1]}->{_oc} {_k}x{_k} p{_p}",
+                dict(x_shape=_x, out_channels=_oc, kernel=_k, stride=1, padding=_p))
+for _name, _x, _k in (
+        ("deep.pool1", (100, 16, 28, 28), 2), ("deep.pool2", (100, 32, 16, 16), 2),
+        ("deep.pool3", (100, 64, 8, 8), 2), ("alexs.pool1", (100, 64, 32, 32), 3),
+        ("alexs.pool2", (100, 128, 15, 15), 3), ("alexs.pool3", (100, 128, 7, 7), 3),
+        ("alexo.pool1", (8, 96, 55, 55), 3), ("alexo.pool2", (8, 256, 27, 27), 3),
+        ("alexo.pool3", (8, 256, 13, 13), 3)):
+    _layer_case("pool", _name, f"{_name} max {_k}x{_k} s2",
+                dict(x_shape=_x, kernel=_k, stride=2, padding=0))
+for _name, _x in (("alexs-bn.bn1", (100, 64, 32, 32)), ("alexs-bn.bn2", (100, 128, 15, 15)),
+                  ("alexs-bn.bn3", (100, 192, 7, 7)), ("alexs-bn.bn5", (100, 128, 7, 7))):
+    _layer_case("bn", _name, f"{_name} {_x[1]} ch (train)", dict(x_shape=_x))
 
 
 # --------------------------------------------------------------------------------------------

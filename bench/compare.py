@@ -81,6 +81,9 @@ def parse_args(argv=None):
     p.add_argument("--ops", type=_csv, default=None,
                    help=f"comma-separated ops (default: all of {','.join(cases.OPS)})")
     p.add_argument("--cases", type=_csv, default=None, help="comma-separated case names")
+    p.add_argument("--suite", choices=cases.SUITES + ("all",), default="peers",
+                   help="peers: PERFORMANCE.md's shapes (default); layers: every other layer "
+                        "shape of the study's models; all: both")
     p.add_argument("--impls", type=_csv, default=list(cases.IMPLS),
                    help="comma-separated impls (default: fastcnn,torch,numpy)")
     p.add_argument("--dtype", default="float32")
@@ -295,7 +298,8 @@ def run_check(args, selected, impls):
 
 def main(argv=None):
     args = parse_args(argv)
-    selected = cases.get_cases(ops=args.ops, names=args.cases, small=args.small)
+    selected = cases.get_cases(ops=args.ops, names=args.cases, small=args.small,
+                               suites=None if args.suite == "all" else (args.suite,))
     if args.list:
         for c in selected:
             print(f"{c.op:6s} {c.name:20s} {c.title:34s} {c.shape_str()}")

@@ -18,7 +18,8 @@ Options added here:
   --bench-impls fastcnn,torch,numpy
   --bench-numpy-rounds 3 rounds for the slow numpy reference (benchmark.pedantic, 1 warmup)
   --bench-heavy          also run the heavy cases (the AlexNet original training step: a
-                         62M-parameter model), which are skipped by default so the CI smoke run
+                         62M-parameter model; the "layers" suite: every layer shape of the
+                         models), which are skipped by default so the CI smoke run
                          (`pytest bench/ --benchmark-disable`) stays fast
 """
 import os
@@ -45,7 +46,8 @@ def pytest_addoption(parser):
     g.addoption("--bench-numpy-rounds", type=int, default=3,
                 help="timed rounds for the numpy reference (default: %(default)s)")
     g.addoption("--bench-heavy", action="store_true", default=False,
-                help="also run heavy cases (AlexNet original training step), skipped by default")
+                help="also run heavy cases (AlexNet original training step, the models' "
+                     "per-layer shapes), skipped by default")
 
 
 def pytest_generate_tests(metafunc):
@@ -60,7 +62,7 @@ def pytest_generate_tests(metafunc):
     impls = _csv(cfg.getoption("--bench-impls"))
     heavy_ok = cfg.getoption("--bench-heavy")
     params, ids = [], []
-    for case in cases.get_cases(ops=[op], small=small):
+    for case in cases.get_cases(ops=[op], small=small, suites=None):
         marks = () if heavy_ok or not case.heavy else (
             pytest.mark.skip(reason="heavy case: run with --bench-heavy"),)
         for dtype in cases.DTYPES:

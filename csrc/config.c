@@ -1,5 +1,7 @@
-/* config.c: build and CPU facts for fastcnn.show_config(). Nothing here computes. */
+/* config.c: build and CPU facts for fastcnn.show_config(), and the choice of instruction set
+ * for the run-time dispatched kernels. Nothing here computes. */
 #include "fastcnn.h"
+#include "simd.h"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -36,6 +38,34 @@ const char *fc_simd_level(void)
     if (__builtin_cpu_supports("sse2")) return "sse2";
 #endif
     return "portable";
+}
+
+/* The best dispatched variant the CPU runs and this build has (simd.h), found once. */
+int fc_simd_supported(void)
+{
+#if FC_X86_VARIANTS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+        return FC_SIMD_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return FC_SIMD_AVX2;
+#endif
+    return FC_SIMD_PORTABLE;
+}
+
+static int g_simd_cap = FC_SIMD_AVX512;
+
+int fc_simd_active(void)
+{
+    int best = fc_simd_supported();
+    return best < g_simd_cap ? best : g_simd_cap;
+}
+
+int fc_simd_set_cap(int level)
+{
+    g_simd_cap = level < FC_SIMD_PORTABLE ? FC_SIMD_PORTABLE
+                 : level > FC_SIMD_AVX512 ? FC_SIMD_AVX512 : level;
+    return fc_simd_active();
 }
 
 const char *fc_compile_flags(void)

@@ -145,7 +145,7 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
     int nt = fc_clamp_threads(n_threads, N);
     int used = 1;
     if (N <= 0) {
-        for (ptrdiff_t i = 0; i < OC * K; ++i) dweight[i] = 0;
+        if (dweight) for (ptrdiff_t i = 0; i < OC * K; ++i) dweight[i] = 0;
         if (dbias) for (ptrdiff_t i = 0; i < OC; ++i) dbias[i] = 0;
         return;
     }
@@ -162,15 +162,19 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
         for (ptrdiff_t n = n0; n < n1; ++n) {
             const REAL *xn = x + n * C * H * W;
             const REAL *dyn = dy + n * OC * P;
-            const REAL *cn = xn;
-            if (!direct) {
-                FN(im2col)(col, xn, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
-                cn = col;
+            if (dweight) {
+                const REAL *cn = xn;
+                if (!direct) {
+                    FN(im2col)(col, xn, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
+                    cn = col;
+                }
+                /* dweight_part (OC, K) (+)= dy_n (OC, P) @ col^T (P, K) */
+                GEMM(0, 1, OC, K, P, (REAL)1, dyn, P, cn, P, n == n0 ? (REAL)0 : (REAL)1,
+                     dw_part, K);
             }
-            /* dweight_part (OC, K) (+)= dy_n (OC, P) @ col^T (P, K) */
-            GEMM(0, 1, OC, K, P, (REAL)1, dyn, P, cn, P, n == n0 ? (REAL)0 : (REAL)1, dw_part, K);
-            for (ptrdiff_t oc = 0; oc < OC; ++oc) {
-                db_part[oc] += (REAL)FN(sum_lanes)(dyn + oc * P, P);
+            if (dbias) {
+                for (ptrdiff_t oc = 0; oc < OC; ++oc)
+                    db_part[oc] += (REAL)FN(sum_lanes)(dyn + oc * P, P);
             }
             if (dx) {
                 /* dcol (K, P) = weight^T (K, OC) @ dy_n (OC, P); pointwise: dcol is dx_n. */
@@ -189,7 +193,7 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
 #pragma omp barrier
         /* Reduce partials in thread order, each element by one thread: deterministic. */
 #pragma omp for schedule(static)
-        for (ptrdiff_t i = 0; i < OC * K; ++i) {
+        for (ptrdiff_t i = 0; i < (dweight ? OC * K : 0); ++i) {
             REAL s = workspace[col_size + i];
             for (int t = 1; t < nth; ++t) s += workspace[t * per_thread + col_size + i];
             dweight[i] = s;

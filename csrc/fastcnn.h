@@ -44,6 +44,12 @@ int fc_blas_get_num_threads(void);
 int fc_openmp_enabled(void);
 int fc_omp_max_threads(void);
 const char *fc_simd_level(void);   /* "avx512f", "avx2", "sse2" or "portable": what the CPU offers */
+
+/* Instruction sets of the run-time dispatched kernels (direct.c), in increasing order. */
+enum { FC_SIMD_PORTABLE = 0, FC_SIMD_AVX2 = 1, FC_SIMD_AVX512 = 2 };
+int fc_simd_supported(void);      /* the best variant this CPU and build can run */
+int fc_simd_active(void);         /* the variant the kernels use: min(supported, cap) */
+int fc_simd_set_cap(int level);   /* cap the variants (tests, comparisons); returns the active one */
 const char *fc_compile_flags(void);
 
 /* ---- convolution (conv.c) -----------------------------------------------------------------
@@ -67,7 +73,9 @@ void fc_conv2d_forward_f64(double *y, double *workspace, const double *x, const 
                            ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
                            ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads);
 
-/* dx (N, C, H, W) or NULL to skip; dweight (OC, C, KH, KW) overwritten; dbias (OC) or NULL. */
+/* dx (N, C, H, W) or NULL to skip; dweight (OC, C, KH, KW) overwritten, or NULL to skip (then
+ * dx alone: the input gradient of a layer whose weight gradient comes from fc_conv2d_direct_*);
+ * dbias (OC) or NULL. */
 void fc_conv2d_backward_f32(float *dx, float *dweight, float *dbias, float *workspace,
                             const float *dy, const float *x, const float *weight, ptrdiff_t N,
                             ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH,
@@ -99,7 +107,8 @@ void fc_conv2d_winograd_forward_f64(double *y, double *workspace, const double *
                                     const double *weight, const double *bias, ptrdiff_t N,
                                     ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
                                     ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads);
-/* dx (N, C, H, W) or NULL to skip; dweight (OC, C, 3, 3) overwritten; dbias (OC) or NULL. */
+/* dx (N, C, H, W) or NULL to skip; dweight (OC, C, 3, 3) overwritten or NULL to skip; dbias (OC)
+ * or NULL. */
 void fc_conv2d_winograd_backward_f32(float *dx, float *dweight, float *dbias, float *workspace,
                                      const float *dy, const float *x, const float *weight,
                                      ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
@@ -109,6 +118,72 @@ void fc_conv2d_winograd_backward_f64(double *dx, double *dweight, double *dbias,
                                      const double *weight, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
                                      ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
                                      int n_threads);
+
+/* ---- Winograd F(4x4,3x3) convolution (winograd4.c) ------------------------------------------
+ * The same contract as the F(2x2,3x3) functions above: 3x3 kernels, stride 1, any padding. */
+int fc_conv2d_winograd4_supported(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                                  ptrdiff_t PH, ptrdiff_t PW);
+ptrdiff_t fc_conv2d_winograd4_forward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                                ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
+                                                int n_threads);
+ptrdiff_t fc_conv2d_winograd4_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                                 ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
+                                                 int n_threads);
+void fc_conv2d_winograd4_forward_f32(float *y, float *workspace, const float *x,
+                                     const float *weight, const float *bias, ptrdiff_t N,
+                                     ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
+                                     ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads);
+void fc_conv2d_winograd4_forward_f64(double *y, double *workspace, const double *x,
+                                     const double *weight, const double *bias, ptrdiff_t N,
+                                     ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
+                                     ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads);
+void fc_conv2d_winograd4_backward_f32(float *dx, float *dweight, float *dbias, float *workspace,
+                                      const float *dy, const float *x, const float *weight,
+                                      ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                      ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads);
+void fc_conv2d_winograd4_backward_f64(double *dx, double *dweight, double *dbias,
+                                      double *workspace, const double *dy, const double *x,
+                                      const double *weight, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                                      ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
+                                      int n_threads);
+
+/* ---- direct convolution (direct.c) -----------------------------------------------------------
+ * Stride 1, any kernel and padding, computed from a padded copy of each image: forward (bias,
+ * fused ReLU), backward-weights (+ bias) and backward-data; for few input channels. Arrays as fc_conv2d_*. One
+ * workspace size serves both calls. Returns 1 where it applies. */
+int fc_conv2d_direct_supported(ptrdiff_t SH, ptrdiff_t SW);
+ptrdiff_t fc_conv2d_direct_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH,
+                                     ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
+                                     int n_threads);
+void fc_conv2d_direct_forward_f32(float *y, float *workspace, const float *x, const float *weight,
+                                  const float *bias, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                                  ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW,
+                                  ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads);
+void fc_conv2d_direct_forward_f64(double *y, double *workspace, const double *x,
+                                  const double *weight, const double *bias, ptrdiff_t N,
+                                  ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
+                                  ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW,
+                                  int relu, int n_threads);
+/* dx (N, C, H, W) overwritten. */
+void fc_conv2d_direct_backward_data_f32(float *dx, float *workspace, const float *dy,
+                                        const float *weight, ptrdiff_t N, ptrdiff_t C,
+                                        ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH,
+                                        ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW, int n_threads);
+void fc_conv2d_direct_backward_data_f64(double *dx, double *workspace, const double *dy,
+                                        const double *weight, ptrdiff_t N, ptrdiff_t C,
+                                        ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH,
+                                        ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW, int n_threads);
+/* dweight (OC, C, KH, KW) overwritten; dbias (OC) or NULL. */
+void fc_conv2d_direct_backward_weights_f32(float *dweight, float *dbias, float *workspace,
+                                           const float *dy, const float *x, ptrdiff_t N,
+                                           ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
+                                           ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH,
+                                           ptrdiff_t PW, int n_threads);
+void fc_conv2d_direct_backward_weights_f64(double *dweight, double *dbias, double *workspace,
+                                           const double *dy, const double *x, ptrdiff_t N,
+                                           ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
+                                           ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH,
+                                           ptrdiff_t PW, int n_threads);
 
 /* ---- pooling (pool.c) ---------------------------------------------------------------------
  * x: (P, H, W) with P = N*C planes   y, argmax: (P, OH, OW)

@@ -3,6 +3,7 @@
  * y = A^T [(G g G^T) .* (B^T d B)] A per 4x4 tile d; backward = its adjoints: dd = B [U .* (A dy
  * A^T)] B^T overlap-added into dx, dg = G^T [(A dy A^T) .* V] G summed over tiles. Transformed
  * data: 16 planes xi = 4*row + col of (channels, tiles of a block), so .* is 16 GEMMs. */
+#include "wg_segments.h"
 
 /* U[xi][oc][c] = (G g G^T)[xi] for every (oc, c); rows [oc0, oc1). */
 static void FN(wg_weight_transform)(REAL *restrict U, const REAL *restrict w, ptrdiff_t OC,
@@ -32,26 +33,6 @@ static void FN(wg_weight_transform)(REAL *restrict U, const REAL *restrict w, pt
         }
     }
 }
-
-/* Walks the tile row segments of the tiles [b0, b1): a segment is the run of tiles (n, ti, tj0..)
- * of one tile row inside the block, starting at block offset t - b0. */
-#ifndef WG_SEGMENTS
-#define WG_SEGMENTS(b0, b1, TH, TW, ...)  /* the body may hold commas */                     \
-    do {                                                                                      \
-        ptrdiff_t n = (b0) / ((TH) * (TW)), r_ = (b0) - n * (TH) * (TW);                      \
-        ptrdiff_t ti = r_ / (TW), tj0 = r_ - ti * (TW);                                       \
-        for (ptrdiff_t t = (b0); t < (b1);) {                                                 \
-            ptrdiff_t len = (TW) - tj0 < (b1) - t ? (TW) - tj0 : (b1) - t;                    \
-            __VA_ARGS__                                                                       \
-            t += len;                                                                         \
-            tj0 += len;                                                                       \
-            if (tj0 == (TW)) {                                                                \
-                tj0 = 0;                                                                      \
-                if (++ti == (TH)) { ti = 0; ++n; }                                            \
-            }                                                                                 \
-        }                                                                                     \
-    } while (0)
-#endif
 
 /* V[xi][c][j] = (B^T d_j B)[xi] for len tiles whose 4x4 inputs are rows r0..r3, columns
  * 2j..2j+3. (Measured: this one-pass form beats a separate row pass + column pass on short tile
@@ -357,7 +338,7 @@ void FN(fc_conv2d_winograd_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL 
     const ptrdiff_t per = 16 * (PV + PM) + UC + OC + 16 * Tb + 32 * (TW + 1);
     REAL *U = workspace;
     if (N <= 0) {
-        for (ptrdiff_t i = 0; i < OC * C * 9; ++i) dweight[i] = 0;
+        if (dweight) for (ptrdiff_t i = 0; i < OC * C * 9; ++i) dweight[i] = 0;
         if (dbias) for (ptrdiff_t i = 0; i < OC; ++i) dbias[i] = 0;
         return;
     }
@@ -382,12 +363,13 @@ void FN(fc_conv2d_winograd_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL 
         ptrdiff_t n_zeroed = n0;   /* images of dx [n0, n_zeroed) are zeroed */
         for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {
             ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1, nb = b1 - b0;
-            FN(wg_input_block)(V, rb, x, b0, b1, Tb, C, H, W, PH, PW, TH, TW);
+            if (dweight) FN(wg_input_block)(V, rb, x, b0, b1, Tb, C, H, W, PH, PW, TH, TW);
             FN(wg_grad_block)(dYh, dbias ? dbp : (REAL *)0, rb, dy, b0, b1, Tb, OC, OH, OW, TH, TW);
             for (int xi = 0; xi < 16; ++xi) {
                 /* dW^ partial (OC, C) += dY^ (OC, nb) @ V^T (nb, C) */
-                GEMM(0, 1, OC, C, nb, (REAL)1, dYh + xi * PM, Tb, V + xi * PV, Tb,
-                     (REAL)1, dWp + xi * OC * C, C);
+                if (dweight)
+                    GEMM(0, 1, OC, C, nb, (REAL)1, dYh + xi * PM, Tb, V + xi * PV, Tb,
+                         (REAL)1, dWp + xi * OC * C, C);
                 /* dV (C, nb) = U^T (C, OC) @ dY^ (OC, nb), written over V (already consumed) */
                 if (dx)
                     GEMM(1, 0, C, nb, OC, (REAL)1, U + xi * OC * C, C, dYh + xi * PM, Tb,
@@ -406,13 +388,13 @@ void FN(fc_conv2d_winograd_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL 
 #pragma omp barrier
         /* Reduce the partials in thread order (deterministic) into U, then dW = G^T dW^ G. */
 #pragma omp for schedule(static)
-        for (ptrdiff_t i = 0; i < UC; ++i) {
+        for (ptrdiff_t i = 0; i < (dweight ? UC : 0); ++i) {
             REAL s = workspace[UC + 16 * (PV + PM) + i];
             for (int t = 1; t < nth; ++t) s += workspace[UC + t * per + 16 * (PV + PM) + i];
             U[i] = s;
         }
 #pragma omp for schedule(static)
-        for (ptrdiff_t q = 0; q < OC * C; ++q) {
+        for (ptrdiff_t q = 0; q < (dweight ? OC * C : 0); ++q) {
             REAL X[4][4], Z[3][4];
             for (int i = 0; i < 16; ++i) X[i / 4][i % 4] = U[i * OC * C + q];
             for (int k = 0; k < 4; ++k) {

@@ -25,14 +25,17 @@ except ImportError as _err:  # pragma: no cover - exercised by a subprocess test
         "`pip install -e . --no-build-isolation` (re-run after editing csrc/ or .pyx files)."
     ) from _err
 
-from fastcnn._config import get_num_threads, set_num_threads, show_config  # noqa: E402
+from fastcnn._config import (  # noqa: E402
+    get_num_threads, get_simd, set_num_threads, set_simd, show_config, simd_levels,
+)
 
 _SUBMODULES = {
     "functional", "layers", "optim", "init", "regularizers", "schedules", "models", "train",
     "checkpoint", "data", "testing", "experiments", "cli",
 }
 
-__all__ = ["__version__", "get_num_threads", "set_num_threads", "show_config", *sorted(_SUBMODULES)]
+__all__ = ["__version__", "get_num_threads", "set_num_threads", "get_simd", "set_simd",
+           "simd_levels", "show_config", *sorted(_SUBMODULES)]
 
 
 def __getattr__(name):

@@ -1,4 +1,5 @@
-"""Run-time configuration: fastcnn's thread count, BLAS thread pinning, and show_config().
+"""Run-time configuration: fastcnn's thread count, BLAS thread pinning, the instruction set of
+the run-time dispatched kernels, and show_config().
 
 fastcnn owns parallelism: its kernels run OpenMP over images/planes/channels with the count set
 here, and pin SciPy's BLAS to one thread while they run (per-image GEMMs gain nothing from BLAS
@@ -65,6 +66,47 @@ def get_num_threads():
     return _num_threads
 
 
+SIMD_LEVELS = ("portable", "avx2", "avx512")   # the dispatched variants, in increasing order
+
+
+def simd_levels():
+    """The instruction-set variants of the dispatched kernels this CPU and build can run."""
+    return SIMD_LEVELS[:_kernels.simd_supported() + 1]
+
+
+def get_simd():
+    """The variant the dispatched kernels (the direct convolution) use now."""
+    return SIMD_LEVELS[_kernels.simd_active()]
+
+
+def set_simd(level):
+    """Cap the dispatched kernels at `level` ("portable", "avx2", "avx512", or "best");
+    returns the previous variant. For comparisons and tests: every variant computes the same
+    result to rounding. Asking for more than the CPU runs raises ValueError."""
+    previous = get_simd()
+    if level == "best":
+        level = simd_levels()[-1]
+    if level not in SIMD_LEVELS:
+        raise ValueError(f"set_simd: level must be one of {SIMD_LEVELS + ('best',)}, "
+                         f"got {level!r}")
+    if level not in simd_levels():
+        raise ValueError(f"set_simd: this CPU/build runs only {simd_levels()}, not {level!r}")
+    _kernels.simd_set_cap(SIMD_LEVELS.index(level))
+    return previous
+
+
+def _simd_from_env():
+    env = os.environ.get("FASTCNN_SIMD", "").strip()
+    if env:
+        try:
+            set_simd(env)
+        except ValueError as err:
+            raise ValueError(f"FASTCNN_SIMD: {err}") from None
+
+
+_simd_from_env()
+
+
 def _find_scipy_openblas():
     """SciPy's bundled OpenBLAS and its thread setters, or (None, None, None)."""
     here = os.path.dirname(scipy.__file__)
@@ -115,6 +157,7 @@ def config_info():
             "SciPy's BLAS (not OpenBLAS: thread pinning unavailable)"
         ),
         "simd (cpu)": _BUILD["simd"],
+        "simd (dispatched kernels)": f"{get_simd()} (of {', '.join(simd_levels())})",
     }
 
 

@@ -15,6 +15,9 @@ cdef extern from "fastcnn.h" nogil:
     int fc_openmp_enabled()
     int fc_omp_max_threads()
     const char *fc_simd_level()
+    int fc_simd_supported()
+    int fc_simd_active()
+    int fc_simd_set_cap(int level)
     const char *fc_compile_flags()
 
     ptrdiff_t fc_conv2d_forward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH,
@@ -66,6 +69,64 @@ cdef extern from "fastcnn.h" nogil:
                                          const double *dy, const double *x, const double *w,
                                          ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
                                          ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+
+    int fc_conv2d_winograd4_supported(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                                      ptrdiff_t PH, ptrdiff_t PW)
+    ptrdiff_t fc_conv2d_winograd4_forward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                                    ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
+                                                    int n_threads)
+    ptrdiff_t fc_conv2d_winograd4_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                                     ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
+                                                     int n_threads)
+    void fc_conv2d_winograd4_forward_f32(float *y, float *ws, const float *x, const float *w,
+                                         const float *b, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                                         ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
+                                         int relu, int n_threads)
+    void fc_conv2d_winograd4_forward_f64(double *y, double *ws, const double *x, const double *w,
+                                         const double *b, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                                         ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
+                                         int relu, int n_threads)
+    void fc_conv2d_winograd4_backward_f32(float *dx, float *dw, float *db, float *ws,
+                                          const float *dy, const float *x, const float *w,
+                                          ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                          ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+    void fc_conv2d_winograd4_backward_f64(double *dx, double *dw, double *db, double *ws,
+                                          const double *dy, const double *x, const double *w,
+                                          ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                          ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+
+    int fc_conv2d_direct_supported(ptrdiff_t SH, ptrdiff_t SW)
+    ptrdiff_t fc_conv2d_direct_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH,
+                                         ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
+                                         int n_threads)
+    void fc_conv2d_direct_forward_f32(float *y, float *ws, const float *x, const float *w,
+                                      const float *b, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                                      ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW,
+                                      ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads)
+    void fc_conv2d_direct_forward_f64(double *y, double *ws, const double *x, const double *w,
+                                      const double *b, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                                      ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW,
+                                      ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads)
+    void fc_conv2d_direct_backward_data_f32(float *dx, float *ws, const float *dy,
+                                            const float *w, ptrdiff_t N, ptrdiff_t C,
+                                            ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH,
+                                            ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW,
+                                            int n_threads)
+    void fc_conv2d_direct_backward_data_f64(double *dx, double *ws, const double *dy,
+                                            const double *w, ptrdiff_t N, ptrdiff_t C,
+                                            ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH,
+                                            ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW,
+                                            int n_threads)
+    void fc_conv2d_direct_backward_weights_f32(float *dw, float *db, float *ws, const float *dy,
+                                               const float *x, ptrdiff_t N, ptrdiff_t C,
+                                               ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
+                                               ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH,
+                                               ptrdiff_t PW, int n_threads)
+    void fc_conv2d_direct_backward_weights_f64(double *dw, double *db, double *ws,
+                                               const double *dy, const double *x, ptrdiff_t N,
+                                               ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                               ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW,
+                                               ptrdiff_t PH, ptrdiff_t PW, int n_threads)
 
     void fc_max_pool2d_forward_f32(float *y, int32_t *argmax, const float *x, ptrdiff_t P,
                                    ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW,

@@ -39,6 +39,21 @@ def build_info():
     }
 
 
+def simd_supported():
+    """The best dispatched instruction set (0 portable, 1 AVX2+FMA, 2 AVX-512) CPU and build run."""
+    return fc_simd_supported()
+
+
+def simd_active():
+    """The instruction set the dispatched kernels use now."""
+    return fc_simd_active()
+
+
+def simd_set_cap(int level):
+    """Use no instruction set above `level`; returns the one now active."""
+    return fc_simd_set_cap(level)
+
+
 def conv2d_forward_workspace(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH,
                              Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
                              Py_ssize_t PW, Py_ssize_t OC, int n_threads):
@@ -85,51 +100,144 @@ def conv2d_backward(floating[::1] dx, floating[::1] dweight, floating[::1] dbias
 
 
 
-def conv2d_winograd_supported(Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
-                              Py_ssize_t PH, Py_ssize_t PW):
-    """True where the Winograd F(2x2,3x3) kernels apply (3x3, stride 1)."""
+def conv2d_winograd_supported(int tile, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH,
+                              Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW):
+    """True where the Winograd F(tile x tile, 3x3) kernels apply (3x3, stride 1); tile 2 or 4."""
+    if tile == 4:
+        return bool(fc_conv2d_winograd4_supported(KH, KW, SH, SW, PH, PW))
     return bool(fc_conv2d_winograd_supported(KH, KW, SH, SW, PH, PW))
 
 
-def conv2d_winograd_forward_workspace(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t PH,
-                                      Py_ssize_t PW, Py_ssize_t OC, int n_threads):
+def conv2d_winograd_forward_workspace(int tile, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                      Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t OC, int n_threads):
+    if tile == 4:
+        return fc_conv2d_winograd4_forward_workspace(C, H, W, PH, PW, OC, n_threads)
     return fc_conv2d_winograd_forward_workspace(C, H, W, PH, PW, OC, n_threads)
 
 
-def conv2d_winograd_backward_workspace(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t PH,
-                                       Py_ssize_t PW, Py_ssize_t OC, int n_threads):
+def conv2d_winograd_backward_workspace(int tile, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                       Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t OC, int n_threads):
+    if tile == 4:
+        return fc_conv2d_winograd4_backward_workspace(C, H, W, PH, PW, OC, n_threads)
     return fc_conv2d_winograd_backward_workspace(C, H, W, PH, PW, OC, n_threads)
 
 
-def conv2d_winograd_forward(floating[::1] y, floating[::1] workspace,          # OUT
+def conv2d_winograd_forward(int tile,
+                            floating[::1] y, floating[::1] workspace,          # OUT
                             const floating[::1] x, const floating[::1] weight,  # IN
                             const floating[::1] bias,                           # IN (empty: none)
                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OC,
                             Py_ssize_t PH, Py_ssize_t PW, bint relu, int n_threads):
+    """F(2x2,3x3) (tile 2) or F(4x4,3x3) (tile 4) forward."""
     with nogil:
         if floating is float:
-            fc_conv2d_winograd_forward_f32(_ptr(y), _ptr(workspace), _cptr(x), _cptr(weight),
-                                           _cptr(bias), N, C, H, W, OC, PH, PW, relu, n_threads)
+            if tile == 4:
+                fc_conv2d_winograd4_forward_f32(_ptr(y), _ptr(workspace), _cptr(x),
+                                                _cptr(weight), _cptr(bias), N, C, H, W, OC,
+                                                PH, PW, relu, n_threads)
+            else:
+                fc_conv2d_winograd_forward_f32(_ptr(y), _ptr(workspace), _cptr(x),
+                                               _cptr(weight), _cptr(bias), N, C, H, W, OC,
+                                               PH, PW, relu, n_threads)
         else:
-            fc_conv2d_winograd_forward_f64(_ptr(y), _ptr(workspace), _cptr(x), _cptr(weight),
-                                           _cptr(bias), N, C, H, W, OC, PH, PW, relu, n_threads)
+            if tile == 4:
+                fc_conv2d_winograd4_forward_f64(_ptr(y), _ptr(workspace), _cptr(x),
+                                                _cptr(weight), _cptr(bias), N, C, H, W, OC,
+                                                PH, PW, relu, n_threads)
+            else:
+                fc_conv2d_winograd_forward_f64(_ptr(y), _ptr(workspace), _cptr(x),
+                                               _cptr(weight), _cptr(bias), N, C, H, W, OC,
+                                               PH, PW, relu, n_threads)
 
 
-def conv2d_winograd_backward(floating[::1] dx, floating[::1] dweight,          # OUT (dx: or empty)
+def conv2d_winograd_backward(int tile,
+                             floating[::1] dx, floating[::1] dweight,          # OUT (dx: or empty)
                              floating[::1] dbias, floating[::1] workspace,     # OUT (dbias: idem)
                              const floating[::1] dy, const floating[::1] x,    # IN
                              const floating[::1] weight,                       # IN
                              Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                              Py_ssize_t OC, Py_ssize_t PH, Py_ssize_t PW, int n_threads):
+    """F(2x2,3x3) (tile 2) or F(4x4,3x3) (tile 4) backward."""
     with nogil:
         if floating is float:
-            fc_conv2d_winograd_backward_f32(_ptr(dx), _ptr(dweight), _ptr(dbias), _ptr(workspace),
-                                            _cptr(dy), _cptr(x), _cptr(weight),
-                                            N, C, H, W, OC, PH, PW, n_threads)
+            if tile == 4:
+                fc_conv2d_winograd4_backward_f32(_ptr(dx), _ptr(dweight), _ptr(dbias),
+                                                 _ptr(workspace), _cptr(dy), _cptr(x),
+                                                 _cptr(weight), N, C, H, W, OC, PH, PW, n_threads)
+            else:
+                fc_conv2d_winograd_backward_f32(_ptr(dx), _ptr(dweight), _ptr(dbias),
+                                                _ptr(workspace), _cptr(dy), _cptr(x),
+                                                _cptr(weight), N, C, H, W, OC, PH, PW, n_threads)
         else:
-            fc_conv2d_winograd_backward_f64(_ptr(dx), _ptr(dweight), _ptr(dbias), _ptr(workspace),
-                                            _cptr(dy), _cptr(x), _cptr(weight),
-                                            N, C, H, W, OC, PH, PW, n_threads)
+            if tile == 4:
+                fc_conv2d_winograd4_backward_f64(_ptr(dx), _ptr(dweight), _ptr(dbias),
+                                                 _ptr(workspace), _cptr(dy), _cptr(x),
+                                                 _cptr(weight), N, C, H, W, OC, PH, PW, n_threads)
+            else:
+                fc_conv2d_winograd_backward_f64(_ptr(dx), _ptr(dweight), _ptr(dbias),
+                                                _ptr(workspace), _cptr(dy), _cptr(x),
+                                                _cptr(weight), N, C, H, W, OC, PH, PW, n_threads)
+
+def conv2d_direct_supported(Py_ssize_t SH, Py_ssize_t SW):
+    """True where the direct convolution applies (stride 1)."""
+    return bool(fc_conv2d_direct_supported(SH, SW))
+
+
+def conv2d_direct_workspace(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH,
+                            Py_ssize_t KW, Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t OC,
+                            int n_threads):
+    return fc_conv2d_direct_workspace(C, H, W, KH, KW, PH, PW, OC, n_threads)
+
+
+def conv2d_direct_forward(floating[::1] y, floating[::1] workspace,            # OUT
+                          const floating[::1] x, const floating[::1] weight,    # IN
+                          const floating[::1] bias,                             # IN (empty: none)
+                          Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OC,
+                          Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t PH, Py_ssize_t PW, bint relu,
+                          int n_threads):
+    with nogil:
+        if floating is float:
+            fc_conv2d_direct_forward_f32(_ptr(y), _ptr(workspace), _cptr(x), _cptr(weight),
+                                         _cptr(bias), N, C, H, W, OC, KH, KW, PH, PW, relu,
+                                         n_threads)
+        else:
+            fc_conv2d_direct_forward_f64(_ptr(y), _ptr(workspace), _cptr(x), _cptr(weight),
+                                         _cptr(bias), N, C, H, W, OC, KH, KW, PH, PW, relu,
+                                         n_threads)
+
+
+def conv2d_direct_backward_data(floating[::1] dx, floating[::1] workspace,      # OUT
+                                const floating[::1] dy, const floating[::1] weight,  # IN
+                                Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                Py_ssize_t OC, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t PH,
+                                Py_ssize_t PW, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_conv2d_direct_backward_data_f32(_ptr(dx), _ptr(workspace), _cptr(dy),
+                                               _cptr(weight), N, C, H, W, OC, KH, KW, PH, PW,
+                                               n_threads)
+        else:
+            fc_conv2d_direct_backward_data_f64(_ptr(dx), _ptr(workspace), _cptr(dy),
+                                               _cptr(weight), N, C, H, W, OC, KH, KW, PH, PW,
+                                               n_threads)
+
+
+def conv2d_direct_backward_weights(floating[::1] dweight, floating[::1] dbias,  # OUT (dbias: or empty)
+                                   floating[::1] workspace,                      # OUT
+                                   const floating[::1] dy, const floating[::1] x,  # IN
+                                   Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                   Py_ssize_t OC, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t PH,
+                                   Py_ssize_t PW, int n_threads):
+    with nogil:
+        if floating is float:
+            fc_conv2d_direct_backward_weights_f32(_ptr(dweight), _ptr(dbias), _ptr(workspace),
+                                                  _cptr(dy), _cptr(x), N, C, H, W, OC, KH, KW,
+                                                  PH, PW, n_threads)
+        else:
+            fc_conv2d_direct_backward_weights_f64(_ptr(dweight), _ptr(dbias), _ptr(workspace),
+                                                  _cptr(dy), _cptr(x), N, C, H, W, OC, KH, KW,
+                                                  PH, PW, n_threads)
+
 
 def max_pool2d_forward(floating[::1] y, int32_t[::1] argmax,                  # OUT (argmax may be empty)
                        const floating[::1] x,                                 # IN

@@ -210,30 +210,58 @@ def _workspace(n_elements, dtype):
 # ---------------------------------------------------------------------------------------------
 # convolution
 
-_CONV_ALGORITHMS = ("auto", "im2col", "winograd")
+_CONV_ALGORITHMS = ("auto", "im2col", "winograd", "winograd4", "direct")
+_WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}   # output tile side m of F(m x m, 3x3)
+# "auto" sends stride-1 layers with 2..4 input channels (3: RGB first layers) to "direct"; with
+# one channel im2col's K = KH*KW GEMM is as fast. Its dx runs direct from 3 input channels on
+# (the dx tiles hold 4 channels); below, a GEMM-based kernel computes dx alone.
+_DIRECT_CHANNELS = range(2, 5)
+_DIRECT_DX_MIN_CHANNELS = 3
 
 
-def _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, kernel, stride, padding):
-    """The kernel family to run: "im2col" or "winograd" (F(2x2,3x3), 3x3 stride-1 only).
+def _tiles(N, OH, OW, m):
+    """Output tiles of side m a batch of (OH, OW) outputs needs."""
+    return N * (-(-OH // m)) * (-(-OW // m))
 
-    "auto" picks Winograd where it measured faster than im2col (Zen 4, fwd+bwd, float32 and
-    float64): 3x3 stride-1 layers with C*OC >= 64, unless the batch has so few 2x2 output tiles
-    that the per-call weight transforms (16*OC*C each way) outweigh the per-tile savings
-    (tiles*(C+OC) < 2*C*OC, e.g. one 16x16 image through a 64->128 layer). Below C*OC = 64
-    (1->16, 3->8) the 16 transform GEMMs are too thin to pay for the transforms.
+
+def _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, kernel, stride, padding,
+                    allow_direct=True):
+    """The kernel family to run: "im2col" (any shape), "direct" (stride 1), or for 3x3 stride-1
+    layers "winograd" (F(2x2,3x3)) or "winograd4" (F(4x4,3x3)).
+
+    "auto" picks what measured fastest (Zen 4, fwd+bwd, float32, 1 and 2 threads; the study's
+    layer shapes). "direct" for stride-1 layers with 2..4 input channels (an RGB first layer:
+    im2col's GEMM has an inner dimension of 27..75 there, too short for BLAS). Winograd for 3x3
+    stride-1 layers with C*OC >= 64, unless the batch has so few output tiles that the per-call
+    weight transforms (16*OC*C each way) outweigh the per-tile savings (tiles*(C+OC) < 2*C*OC,
+    e.g. one 16x16 image through a 64->128 layer); below C*OC = 64 (1->16, 3->8) the transform
+    GEMMs are too thin to pay for the transforms. Of the two, F(4x4,3x3) (44% fewer GEMM flops)
+    where its 4x4 tiles cover the output with little waste beyond F(2x2)'s (<= 25% more cells:
+    8x8, 16x16, 28x28, but not 14x14 or 13x13), both channel counts are >= 32 (thinner GEMMs
+    gain too little from it), and there are enough tiles for its larger weight transforms
+    (36*OC*C): tiles4*(C+OC) >= 4*C*OC. allow_direct=False: the best of the others.
     """
     if algorithm not in _CONV_ALGORITHMS:
         raise ValueError(f"{fn}: algorithm must be one of {_CONV_ALGORITHMS}, got {algorithm!r}")
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, padding
-    supported = bool(_kernels.conv2d_winograd_supported(KH, KW, SH, SW, PH, PW))
-    if algorithm == "winograd" and not supported:
-        raise ValueError(f"{fn}: algorithm='winograd' needs a 3x3 kernel and stride 1 "
+    if algorithm in _WINOGRAD_TILE and not _kernels.conv2d_winograd_supported(
+            _WINOGRAD_TILE[algorithm], KH, KW, SH, SW, PH, PW):
+        raise ValueError(f"{fn}: algorithm={algorithm!r} needs a 3x3 kernel and stride 1 "
                          f"(kernel=({KH}, {KW}), stride={stride})")
-    if algorithm == "auto":
-        tiles = N * ((OH + 1) // 2) * ((OW + 1) // 2)
-        fast = C * OC >= 64 and tiles * (C + OC) >= 2 * C * OC
-        algorithm = "winograd" if supported and fast else "im2col"
-    return algorithm
+    if algorithm == "direct" and not _kernels.conv2d_direct_supported(SH, SW):
+        raise ValueError(f"{fn}: algorithm='direct' needs stride 1 (stride={stride})")
+    if algorithm != "auto":
+        return algorithm
+    if allow_direct and C in _DIRECT_CHANNELS and _kernels.conv2d_direct_supported(SH, SW):
+        return "direct"
+    if not (_kernels.conv2d_winograd_supported(2, KH, KW, SH, SW, PH, PW) and C * OC >= 64
+            and _tiles(N, OH, OW, 2) * (C + OC) >= 2 * C * OC):
+        return "im2col"
+    tiles4 = _tiles(N, OH, OW, 4)
+    if (min(C, OC) >= 32 and 16 * tiles4 <= 1.25 * 4 * _tiles(N, OH, OW, 2)
+            and tiles4 * (C + OC) >= 4 * C * OC):
+        return "winograd4"
+    return "winograd"
 
 
 def _conv_checks(fn, x, weight, stride, padding, algorithm="auto"):
@@ -257,12 +285,27 @@ def _conv_checks(fn, x, weight, stride, padding, algorithm="auto"):
     nt = get_num_threads()
     _check_size(fn, "the output", N * OC * P, x.itemsize)
     _check_size(fn, "the im2col workspace", nt * (K * P + OC * K + OC), x.itemsize)
-    if algorithm == "winograd":
-        # an upper bound of fc_conv2d_winograd_*_workspace, in Python integers (no overflow)
-        tiles_w = (OW + 1) // 2
-        per_thread = (16 * (C + OC) * 1024 + 512 + 16 * OC * C + OC + 16 * 1024
-                      + 32 * (tiles_w + 1))
-        _check_size(fn, "the Winograd workspace", 16 * OC * C + nt * per_thread, x.itemsize)
+    used = {algorithm}
+    if algorithm == "direct":   # its backward leaves dx to the best GEMM-based kernel
+        used.add(_conv_algorithm(fn, "auto", N, C, OC, OH, OW, (KH, KW), stride, padding,
+                                 allow_direct=False))
+    for wino in used & _WINOGRAD_TILE.keys():
+        # an upper bound of fc_conv2d_winograd{,4}_*_workspace in Python integers (no overflow):
+        # a2 transformed planes of (channels, <= 1024 tiles) per thread, plus the transformed
+        # kernel (and backward-data's flipped copy), per-thread partials and row scratch
+        a2 = (_WINOGRAD_TILE[wino] + 2) ** 2
+        per_thread = (a2 * ((C + OC) * 1024 + 32 + OC * C) + OC + 16 * 1024
+                      + 32 * (max(W, OW) + 4))
+        _check_size(fn, "the Winograd workspace", (a2 + 9) * OC * C + nt * per_thread,
+                    x.itemsize)
+    if algorithm == "direct":
+        # an upper bound of fc_conv2d_direct_workspace: the (turned) kernel repacked in blocks
+        # of 8 channels; per thread a padded image or padded dy (frames up to KH+1 rows and
+        # KW+18 columns larger), the partial gradients, tap sums and a dy strip
+        frames = (C * (OH + KH + 1) * (OW + KW + 18) + OC * (H + KH + 1) * (W + KW + 18))
+        sums = C * KH * (KW + 2) * 8 * 17 + 8 * (OW + 256) + OC * K + OC + 16
+        _check_size(fn, "the direct workspace", (2 * OC + C + 16) * K + nt * (frames + sums),
+                    x.itemsize)
     return x, weight, stride, padding, (OH, OW), algorithm
 
 
@@ -274,8 +317,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, relu=False, algorithm="aut
     y[n, o, i, j] = bias[o] + sum_{c,u,v} weight[o, c, u, v] * xpad[n, c, i*SH + u, j*SW + v],
     then max(y, 0) when relu=True. stride and padding: an int or a pair (h, w).
     algorithm: "im2col" (any shape), "winograd" (F(2x2,3x3) of Lavin & Gray: 3x3 kernels,
-    stride 1, any padding; 2.25x fewer multiplications, float32 error about 1e-6 relative) or
-    "auto" (default: Winograd where it measured faster). The reference backend ignores it.
+    stride 1, any padding; 2.25x fewer multiplications, float32 error about 1e-6 relative),
+    "winograd4" (F(4x4,3x3): 4x fewer multiplications, error up to ~6e-6), "direct" (stride 1,
+    no im2col: for layers with few input channels) or "auto" (default: what measured fastest,
+    see _conv_algorithm). The reference backend ignores it.
     out: an optional preallocated C-contiguous buffer for y (the layers reuse theirs).
     """
     fn = "conv2d"
@@ -300,10 +345,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, relu=False, algorithm="aut
                                                       bool(relu)))
     nt = get_num_threads()
     empty = np.empty(0, dtype=x.dtype)
-    if algorithm == "winograd":
-        ws = _workspace(_kernels.conv2d_winograd_forward_workspace(C, H, W, *padding, OC, nt),
+    if algorithm == "direct":
+        ws = _workspace(_kernels.conv2d_direct_workspace(C, H, W, KH, KW, *padding, OC, nt),
                         x.dtype)
-        _kernels.conv2d_winograd_forward(_flat(y), ws, _flat(x), _flat(weight),
+        _kernels.conv2d_direct_forward(_flat(y), ws, _flat(x), _flat(weight),
+                                       empty if bias is None else bias, N, C, H, W, OC, KH, KW,
+                                       *padding, bool(relu), nt)
+        return y
+    if algorithm in _WINOGRAD_TILE:
+        tile = _WINOGRAD_TILE[algorithm]
+        ws = _workspace(_kernels.conv2d_winograd_forward_workspace(tile, C, H, W, *padding, OC,
+                                                                   nt), x.dtype)
+        _kernels.conv2d_winograd_forward(tile, _flat(y), ws, _flat(x), _flat(weight),
                                          empty if bias is None else bias, N, C, H, W, OC,
                                          *padding, bool(relu), nt)
         return y
@@ -323,7 +376,7 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias
     relu_backward(dy, y). dweight[o,c,u,v] = sum_{n,i,j} dy[n,o,i,j] * xpad[n,c,i*SH+u,j*SW+v],
     dbias[o] = sum_{n,i,j} dy[n,o,i,j], dx = the adjoint of the forward map applied to dy.
     need_dx=False skips dx (a network's first layer needs no input gradient).
-    algorithm: "auto" | "im2col" | "winograd", as for conv2d (the two passes may differ).
+    algorithm: "auto" | "im2col" | "winograd" | "winograd4" | "direct", as for conv2d.
     out: an optional preallocated C-contiguous buffer for dx.
     """
     fn = "conv2d_backward"
@@ -347,20 +400,47 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias
     nt = get_num_threads()
     dweight = np.empty(weight.shape, dtype=x.dtype)
     dbias = np.empty(OC, dtype=x.dtype) if need_dbias else None
-    empty = np.empty(0, dtype=x.dtype)
-    if algorithm == "winograd":
-        ws = _workspace(_kernels.conv2d_winograd_backward_workspace(C, H, W, *padding, OC, nt),
+    if algorithm == "direct":
+        ws = _workspace(_kernels.conv2d_direct_workspace(C, H, W, KH, KW, *padding, OC, nt),
                         x.dtype)
-        _kernels.conv2d_winograd_backward(empty if dx is None else _flat(dx), _flat(dweight),
-                                          empty if dbias is None else dbias, ws, _flat(dy),
-                                          _flat(x), _flat(weight), N, C, H, W, OC, *padding, nt)
+        _kernels.conv2d_direct_backward_weights(_flat(dweight), _empty_or(dbias, x.dtype), ws,
+                                                _flat(dy), _flat(x), N, C, H, W, OC, KH, KW,
+                                                *padding, nt)
+        if dx is not None and C >= _DIRECT_DX_MIN_CHANNELS:
+            _kernels.conv2d_direct_backward_data(_flat(dx), ws, _flat(dy), _flat(weight), N, C,
+                                                 H, W, OC, KH, KW, *padding, nt)
+        elif dx is not None:   # too few channels to fill the direct tiles: a GEMM-based kernel
+            dx_algorithm = _conv_algorithm(fn, "auto", N, C, OC, OH, OW, (KH, KW), stride,
+                                           padding, allow_direct=False)
+            _conv_backward_kernel(dx_algorithm, dx, None, None, dy, x, weight, stride, padding,
+                                  nt)
         return dx, dweight, dbias
-    ws = _workspace(_kernels.conv2d_backward_workspace(C, H, W, KH, KW, *stride, *padding, OC, nt),
-                    x.dtype)
-    _kernels.conv2d_backward(empty if dx is None else _flat(dx), _flat(dweight),
-                             empty if dbias is None else dbias, ws, _flat(dy), _flat(x),
-                             _flat(weight), N, C, H, W, OC, KH, KW, *stride, *padding, nt)
+    _conv_backward_kernel(algorithm, dx, dweight, dbias, dy, x, weight, stride, padding, nt)
     return dx, dweight, dbias
+
+
+def _empty_or(a, dtype):
+    """a, or an empty array of dtype: the C kernels read an empty array as NULL ("skip")."""
+    return np.empty(0, dtype=dtype) if a is None else a
+
+
+def _conv_backward_kernel(algorithm, dx, dweight, dbias, dy, x, weight, stride, padding, nt):
+    """One im2col or Winograd backward call; dx, dweight, dbias: output arrays or None (skip)."""
+    N, C, H, W = x.shape
+    OC, _, KH, KW = weight.shape
+    dt = x.dtype
+    dx_, dw_, db_ = (_flat(a) if a is not None else np.empty(0, dt) for a in (dx, dweight, dbias))
+    if algorithm in _WINOGRAD_TILE:
+        tile = _WINOGRAD_TILE[algorithm]
+        ws = _workspace(_kernels.conv2d_winograd_backward_workspace(tile, C, H, W, *padding, OC,
+                                                                    nt), dt)
+        _kernels.conv2d_winograd_backward(tile, dx_, dw_, db_, ws, _flat(dy), _flat(x),
+                                          _flat(weight), N, C, H, W, OC, *padding, nt)
+        return
+    ws = _workspace(_kernels.conv2d_backward_workspace(C, H, W, KH, KW, *stride, *padding, OC, nt),
+                    dt)
+    _kernels.conv2d_backward(dx_, dw_, db_, ws, _flat(dy), _flat(x), _flat(weight),
+                             N, C, H, W, OC, KH, KW, *stride, *padding, nt)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -152,3 +152,14 @@ def check_gradients(loss, inputs, analytic, eps=1e-6, tol=GRAD_RTOL):
         err = rel_error(grad, numeric)
         assert err < tol, f"d{name}: relative error {err:.3g} >= {tol:g}"
         assert np.linalg.norm(numeric) > 0, f"d{name}: the check is vacuous (zero gradient)"
+
+
+@pytest.fixture(params=fastcnn.simd_levels())
+def simd(request):
+    """Every instruction-set variant of the dispatched kernels this machine runs, one at a time."""
+    previous = fastcnn.set_simd(request.param)
+    try:
+        assert fastcnn.get_simd() == request.param
+        yield request.param
+    finally:
+        fastcnn.set_simd(previous)

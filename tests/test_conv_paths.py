@@ -1,8 +1,8 @@
 """Every convolution algorithm F.conv2d / F.conv2d_backward can dispatch to, forced one at a time
-through the `algorithm` keyword ("im2col", "winograd", "auto"), against the loop oracle
-tests/naive.py: float32 and float64, awkward shapes, 1 and 2 threads, float64 numerical gradients
-of the Winograd backward, and the Winograd float32 accuracy bound (Lavin & Gray 2015,
-F(2x2,3x3))."""
+through the `algorithm` keyword ("im2col", "winograd", "winograd4", "auto"), against the loop
+oracle tests/naive.py: float32 and float64, awkward shapes, 1 and 2 threads, float64 numerical
+gradients of the Winograd backwards, and the Winograd float32 accuracy bound (Lavin & Gray 2015,
+F(2x2,3x3) and F(4x4,3x3))."""
 import numpy as np
 import pytest
 
@@ -10,7 +10,8 @@ import naive
 from conftest import assert_close, check_gradients, num_threads, randn
 from fastcnn import functional as F
 
-ALGORITHMS = ["im2col", "winograd", "auto"]
+ALGORITHMS = ["im2col", "winograd", "winograd4", "direct", "auto"]
+WINOGRAD = ["winograd", "winograd4"]
 
 # 3x3 stride-1 shapes (the ones Winograd takes): (x shape, OC, padding)
 WINO_CASES = [
@@ -26,10 +27,12 @@ WINO_CASES = [
     ((3, 9, 10, 10), 10, 1),       # C*OC >= 64: what "auto" sends to Winograd
     ((3, 2, 41, 40), 2, 1),        # 420 tiles per image: blocks cut rows and images
     ((5, 8, 14, 14), 16, 1),       # a DeepConvNet-like layer, odd number of images
+    ((2, 3, 9, 9), 4, 1),          # 9x9 output: F(4x4)'s last tiles keep one row/column of 4
+    ((2, 3, 10, 10), 4, 0),        # 8x8 output: whole 4x4 tiles, no clipping
 ]
 WINO_IDS = [f"x{c[0]}-oc{c[1]}-p{c[2]}".replace(" ", "") for c in WINO_CASES]
 
-# other shapes, on which "winograd" is refused and "auto"/"im2col" must still be right
+# other shapes, on which "winograd" and "winograd4" are refused and "auto"/"im2col" must still be right
 OTHER_CASES = [
     ((2, 3, 7, 6), (4, 3, 3, 2), (2, 1), (1, 0)),
     ((3, 9, 8, 9), (10, 9, 3, 3), 2, 1),
@@ -88,10 +91,10 @@ def test_backward_paths_match_naive(dtype, case, algorithm, threads, rng):
 def test_other_shapes(dtype, case, algorithm, rng):
     xs, ws, stride, padding = case
     x, w, b = randn(rng, xs, dtype), randn(rng, ws, dtype, scale=0.5), randn(rng, ws[0], dtype)
-    if algorithm == "winograd":
-        with pytest.raises(ValueError, match="winograd"):
+    if algorithm in WINOGRAD or (algorithm == "direct" and stride != 1):
+        with pytest.raises(ValueError, match=algorithm):
             F.conv2d(x, w, b, stride=stride, padding=padding, algorithm=algorithm)
-        with pytest.raises(ValueError, match="winograd"):
+        with pytest.raises(ValueError, match=algorithm):
             F.conv2d_backward(np.zeros_like(naive.conv2d(x, w, b, stride, padding), dtype), x, w,
                               stride=stride, padding=padding, algorithm=algorithm)
         return
@@ -103,7 +106,7 @@ def test_other_shapes(dtype, case, algorithm, rng):
         assert_close(g, want, dtype)
 
 
-@pytest.mark.parametrize("algorithm", ["winograd", "auto"])
+@pytest.mark.parametrize("algorithm", WINOGRAD + ["auto"])
 @pytest.mark.parametrize("padding", [0, 1, 2])
 def test_threads_agree_and_repeat_bitwise(dtype, algorithm, padding, rng):
     x, w, b, _ = _inputs(rng, ((5, 9, 12, 11), 8, padding), dtype)
@@ -131,27 +134,29 @@ LARGE_CASES = [((1, 64, 3, 301), 64, 1), ((3, 64, 9, 33), 64, 1), ((2, 20, 30, 3
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("algorithm", WINOGRAD)
 @pytest.mark.parametrize("case", LARGE_CASES, ids=[f"x{c[0]}-oc{c[1]}-p{c[2]}".replace(" ", "")
                                                    for c in LARGE_CASES])
-def test_winograd_matches_im2col_on_large_shapes(dtype, case, threads, rng):
+def test_winograd_matches_im2col_on_large_shapes(dtype, case, algorithm, threads, rng):
     x, w, b, padding = _inputs(rng, case, dtype)
     with num_threads(threads):
-        y = F.conv2d(x, w, b, padding=padding, relu=True, algorithm="winograd")
+        y = F.conv2d(x, w, b, padding=padding, relu=True, algorithm=algorithm)
         y_ref = F.conv2d(x, w, b, padding=padding, relu=True, algorithm="im2col")
         dy = randn(rng, y.shape, dtype)
-        got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd")
+        got = F.conv2d_backward(dy, x, w, padding=padding, algorithm=algorithm)
         ref = F.conv2d_backward(dy, x, w, padding=padding, algorithm="im2col")
     assert_close(y, y_ref.astype(np.float64), dtype)
     for g, r in zip(got, ref):
         assert_close(g, r.astype(np.float64), dtype)
 
 
+@pytest.mark.parametrize("algorithm", WINOGRAD)
 @pytest.mark.parametrize("relu", [False, True], ids=["linear", "relu"])
-@pytest.mark.parametrize("case", [WINO_CASES[i] for i in (0, 2, 4, 5, 7)],
-                         ids=[WINO_IDS[i] for i in (0, 2, 4, 5, 7)])
-def test_winograd_gradients_numerical(case, relu, rng):
+@pytest.mark.parametrize("case", [WINO_CASES[i] for i in (0, 2, 3, 4, 5, 7, 12)],
+                         ids=[WINO_IDS[i] for i in (0, 2, 3, 4, 5, 7, 12)])
+def test_winograd_gradients_numerical(case, relu, algorithm, rng):
     x, w, b, padding = _inputs(rng, case, np.float64)
-    kw = dict(padding=padding, algorithm="winograd")
+    kw = dict(padding=padding, algorithm=algorithm)
     y0 = F.conv2d(x, w, b, relu=relu, **kw)
     r = rng.standard_normal(y0.shape)
     if relu:   # keep pre-activations away from the kink so differences stay on one side
@@ -171,9 +176,11 @@ def _rel_err(got, ref):
 
 
 @pytest.mark.parametrize("shape", [((8, 64, 16, 16), 128), ((10, 16, 28, 28), 16),
-                                   ((6, 32, 14, 14), 64), ((4, 256, 8, 8), 32)],
-                         ids=["64-128@16", "16-16@28", "32-64@14", "256-32@8"])
-def test_winograd_float32_accuracy(shape, rng):
+                                   ((6, 32, 14, 14), 64), ((4, 256, 8, 8), 32),
+                                   ((2, 384, 13, 13), 384)],
+                         ids=["64-128@16", "16-16@28", "32-64@14", "256-32@8", "384-384@13"])
+@pytest.mark.parametrize("algorithm", WINOGRAD)
+def test_winograd_float32_accuracy(shape, algorithm, rng):
     """float32 Winograd stays within 1e-5 of the float64 result (max error over max magnitude)
     on random data, for forward, dx and dweight; the float64 reference is im2col in float64."""
     (xs, oc) = shape
@@ -184,8 +191,8 @@ def test_winograd_float32_accuracy(shape, rng):
     dy = rng.standard_normal(y64.shape)
     ref = (y64, *F.conv2d_backward(dy, x, w, padding=1, algorithm="im2col"))
     f32 = [a.astype(np.float32) for a in (x, w, b, dy)]
-    y32 = F.conv2d(*f32[:3], padding=1, algorithm="winograd")
-    got = (y32, *F.conv2d_backward(f32[3], f32[0], f32[1], padding=1, algorithm="winograd"))
+    y32 = F.conv2d(*f32[:3], padding=1, algorithm=algorithm)
+    got = (y32, *F.conv2d_backward(f32[3], f32[0], f32[1], padding=1, algorithm=algorithm))
     for name, g, r in zip(("y", "dx", "dweight", "dbias"), got, ref):
         assert g.dtype == np.float32
         err = _rel_err(g, r)
@@ -197,7 +204,7 @@ def test_algorithm_validation(rng):
     with pytest.raises(ValueError, match="algorithm must be one of"):
         F.conv2d(x, w, b, algorithm="fft")
     with pytest.raises(ValueError, match="algorithm must be one of"):
-        F.conv2d_backward(np.zeros((2, 4, 5, 4), np.float32), x, w, algorithm="direct")
+        F.conv2d_backward(np.zeros((2, 4, 5, 4), np.float32), x, w, algorithm="gemm")
     with pytest.raises(ValueError, match="stride 1"):
         F.conv2d(x, w, b, stride=2, algorithm="winograd")
 
@@ -206,12 +213,19 @@ def test_auto_choice():
     def pick(n, c, oc, hw, kernel=3, stride=1, algorithm="auto"):
         return F._conv_algorithm("conv2d", algorithm, n, c, oc, hw, hw, (kernel, kernel),
                                  (stride, stride), (1, 1))
-    assert pick(100, 16, 16, 28) == "winograd"
-    assert pick(128, 64, 128, 16) == "winograd"
-    assert pick(128, 3, 64, 32) == "winograd"
+    assert pick(100, 16, 16, 28) == "winograd"         # channels < 32: F(2x2)
+    assert pick(128, 64, 128, 16) == "winograd4"
+    assert pick(100, 64, 64, 8) == "winograd4"
+    assert pick(100, 192, 192, 7) == "winograd4"       # 7x7: 2x2 tiles of 4 waste what 4x4 of 2 do
+    assert pick(100, 32, 64, 14) == "winograd"         # 14x14: 4x4 tiles would waste 31% more
+    assert pick(8, 384, 384, 13) == "winograd"         # 13x13, and too few tiles for F(4x4)
+    assert pick(128, 3, 64, 32) == "direct"            # RGB first layers
+    assert pick(100, 3, 64, 32, kernel=5) == "direct"
+    assert pick(100, 1, 30, 28, kernel=5) == "im2col"  # one channel: im2col's GEMM is as fast
+    assert pick(8, 3, 96, 227, kernel=11, stride=4) == "im2col"   # direct is stride 1 only
     assert pick(100, 1, 16, 28) == "im2col"            # C*OC < 64
     assert pick(1, 64, 128, 16) == "im2col"            # too few tiles for the weight transforms
-    assert pick(2, 64, 128, 16) == "winograd"
+    assert pick(2, 64, 128, 16) == "winograd"          # enough tiles for F(2x2), not F(4x4)
     assert pick(128, 64, 128, 16, stride=2) == "im2col"
     assert pick(128, 64, 128, 16, kernel=5) == "im2col"
     assert pick(128, 64, 128, 16, algorithm="im2col") == "im2col"
@@ -229,7 +243,7 @@ def test_reference_backend_accepts_algorithm(algorithm, rng):
         assert_close(g, want, np.float64)
 
 
-@pytest.mark.parametrize("algorithm", ["winograd", "auto"])
+@pytest.mark.parametrize("algorithm", WINOGRAD + ["auto"])
 def test_batch_size_zero(dtype, algorithm, rng):
     x = np.zeros((0, 9, 6, 6), dtype)
     w = randn(rng, (8, 9, 3, 3), dtype)

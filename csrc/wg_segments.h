@@ -1,0 +1,25 @@
+/* wg_segments.h: the tile walk shared by the Winograd kernels (winograd_impl.h, winograd4_impl.h).
+ * Tiles are numbered t = (n*TH + ti)*TW + tj over images n, tile rows ti, tile columns tj; a block
+ * [b0, b1) of them is visited as row segments, each a run of consecutive tiles of one tile row. */
+#ifndef FASTCNN_WG_SEGMENTS_H
+#define FASTCNN_WG_SEGMENTS_H
+
+/* Walks the tile row segments of the tiles [b0, b1): a segment is the run of tiles (n, ti, tj0..)
+ * of one tile row inside the block, starting at block offset t - b0. */
+#define WG_SEGMENTS(b0, b1, TH, TW, ...)  /* the body may hold commas */                     \
+    do {                                                                                      \
+        ptrdiff_t n = (b0) / ((TH) * (TW)), r_ = (b0) - n * (TH) * (TW);                      \
+        ptrdiff_t ti = r_ / (TW), tj0 = r_ - ti * (TW);                                       \
+        for (ptrdiff_t t = (b0); t < (b1);) {                                                 \
+            ptrdiff_t len = (TW) - tj0 < (b1) - t ? (TW) - tj0 : (b1) - t;                    \
+            __VA_ARGS__                                                                       \
+            t += len;                                                                         \
+            tj0 += len;                                                                       \
+            if (tj0 == (TW)) {                                                                \
+                tj0 = 0;                                                                      \
+                if (++ti == (TH)) { ti = 0; ++n; }                                            \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
+#endif /* FASTCNN_WG_SEGMENTS_H */
