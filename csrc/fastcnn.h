@@ -119,33 +119,36 @@ void fc_conv2d_winograd_backward_f64(double *dx, double *dweight, double *dbias,
                                      ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
                                      int n_threads);
 
-/* ---- Winograd F(4x4,3x3) convolution (winograd4.c) ------------------------------------------
- * The same contract as the F(2x2,3x3) functions above: 3x3 kernels, stride 1, any padding. */
-int fc_conv2d_winograd4_supported(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
-                                  ptrdiff_t PH, ptrdiff_t PW);
-ptrdiff_t fc_conv2d_winograd4_forward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-                                                ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
-                                                int n_threads);
-ptrdiff_t fc_conv2d_winograd4_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-                                                 ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
-                                                 int n_threads);
-void fc_conv2d_winograd4_forward_f32(float *y, float *workspace, const float *x,
+/* ---- Winograd on 6x6 tiles: F(4x4,3x3) and F(2x2,5x5) (winograd6.c) -------------------------
+ * The same contract as the F(2x2,3x3) functions above, for R x R kernels with R = 3 (F(4x4,3x3))
+ * or R = 5 (F(2x2,5x5)), stride 1, any padding. */
+int fc_conv2d_winograd6_supported(ptrdiff_t R, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH,
+                                  ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW);
+ptrdiff_t fc_conv2d_winograd6_forward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdiff_t H,
+                                                ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW,
+                                                ptrdiff_t OC, int n_threads);
+ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdiff_t H,
+                                                 ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW,
+                                                 ptrdiff_t OC, int n_threads);
+void fc_conv2d_winograd6_forward_f32(ptrdiff_t R, float *y, float *workspace, const float *x,
                                      const float *weight, const float *bias, ptrdiff_t N,
                                      ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
                                      ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads);
-void fc_conv2d_winograd4_forward_f64(double *y, double *workspace, const double *x,
+void fc_conv2d_winograd6_forward_f64(ptrdiff_t R, double *y, double *workspace, const double *x,
                                      const double *weight, const double *bias, ptrdiff_t N,
                                      ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
                                      ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads);
-void fc_conv2d_winograd4_backward_f32(float *dx, float *dweight, float *dbias, float *workspace,
-                                      const float *dy, const float *x, const float *weight,
-                                      ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-                                      ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads);
-void fc_conv2d_winograd4_backward_f64(double *dx, double *dweight, double *dbias,
-                                      double *workspace, const double *dy, const double *x,
-                                      const double *weight, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+/* dx, dweight, dbias: each may be NULL (skipped). */
+void fc_conv2d_winograd6_backward_f32(ptrdiff_t R, float *dx, float *dweight, float *dbias,
+                                      float *workspace, const float *dy, const float *x,
+                                      const float *weight, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
                                       ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
                                       int n_threads);
+void fc_conv2d_winograd6_backward_f64(ptrdiff_t R, double *dx, double *dweight, double *dbias,
+                                      double *workspace, const double *dy, const double *x,
+                                      const double *weight, ptrdiff_t N, ptrdiff_t C,
+                                      ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH,
+                                      ptrdiff_t PW, int n_threads);
 
 /* ---- direct convolution (direct.c) -----------------------------------------------------------
  * Stride 1, any kernel and padding, computed from a padded copy of each image: forward (bias,

@@ -1,4 +1,4 @@
-/* wg_segments.h: the tile walk shared by the Winograd kernels (winograd_impl.h, winograd4_impl.h).
+/* wg_segments.h: the tile walk shared by the Winograd kernels (winograd_impl.h, winograd6_impl.h).
  * Tiles are numbered t = (n*TH + ti)*TW + tj over images n, tile rows ti, tile columns tj; a block
  * [b0, b1) of them is visited as row segments, each a run of consecutive tiles of one tile row. */
 #ifndef FASTCNN_WG_SEGMENTS_H

@@ -70,30 +70,32 @@ cdef extern from "fastcnn.h" nogil:
                                          ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
                                          ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
 
-    int fc_conv2d_winograd4_supported(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
-                                      ptrdiff_t PH, ptrdiff_t PW)
-    ptrdiff_t fc_conv2d_winograd4_forward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-                                                    ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
-                                                    int n_threads)
-    ptrdiff_t fc_conv2d_winograd4_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-                                                     ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OC,
-                                                     int n_threads)
-    void fc_conv2d_winograd4_forward_f32(float *y, float *ws, const float *x, const float *w,
-                                         const float *b, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
-                                         ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
-                                         int relu, int n_threads)
-    void fc_conv2d_winograd4_forward_f64(double *y, double *ws, const double *x, const double *w,
-                                         const double *b, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
-                                         ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
-                                         int relu, int n_threads)
-    void fc_conv2d_winograd4_backward_f32(float *dx, float *dw, float *db, float *ws,
-                                          const float *dy, const float *x, const float *w,
-                                          ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-                                          ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
-    void fc_conv2d_winograd4_backward_f64(double *dx, double *dw, double *db, double *ws,
-                                          const double *dy, const double *x, const double *w,
-                                          ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-                                          ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+    int fc_conv2d_winograd6_supported(ptrdiff_t R, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH,
+                                      ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW)
+    ptrdiff_t fc_conv2d_winograd6_forward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdiff_t H,
+                                                    ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW,
+                                                    ptrdiff_t OC, int n_threads)
+    ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdiff_t H,
+                                                     ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW,
+                                                     ptrdiff_t OC, int n_threads)
+    void fc_conv2d_winograd6_forward_f32(ptrdiff_t R, float *y, float *ws, const float *x,
+                                         const float *w, const float *b, ptrdiff_t N, ptrdiff_t C,
+                                         ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH,
+                                         ptrdiff_t PW, int relu, int n_threads)
+    void fc_conv2d_winograd6_forward_f64(ptrdiff_t R, double *y, double *ws, const double *x,
+                                         const double *w, const double *b, ptrdiff_t N,
+                                         ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
+                                         ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads)
+    void fc_conv2d_winograd6_backward_f32(ptrdiff_t R, float *dx, float *dw, float *db,
+                                          float *ws, const float *dy, const float *x,
+                                          const float *w, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                                          ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
+                                          int n_threads)
+    void fc_conv2d_winograd6_backward_f64(ptrdiff_t R, double *dx, double *dw, double *db,
+                                          double *ws, const double *dy, const double *x,
+                                          const double *w, ptrdiff_t N, ptrdiff_t C,
+                                          ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH,
+                                          ptrdiff_t PW, int n_threads)
 
     int fc_conv2d_direct_supported(ptrdiff_t SH, ptrdiff_t SW)
     ptrdiff_t fc_conv2d_direct_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH,

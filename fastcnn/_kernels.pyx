@@ -100,83 +100,93 @@ def conv2d_backward(floating[::1] dx, floating[::1] dweight, floating[::1] dbias
 
 
 
-def conv2d_winograd_supported(int tile, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH,
+# Winograd variants: 2 = F(2x2,3x3) (winograd.c); 4 = F(4x4,3x3) and 25 = F(2x2,5x5)
+# (winograd6.c, 6x6 tiles).
+cdef inline Py_ssize_t _wg6_r(int variant) noexcept nogil:
+    return 5 if variant == 25 else 3
+
+
+def conv2d_winograd_supported(int variant, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH,
                               Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW):
-    """True where the Winograd F(tile x tile, 3x3) kernels apply (3x3, stride 1); tile 2 or 4."""
-    if tile == 4:
-        return bool(fc_conv2d_winograd4_supported(KH, KW, SH, SW, PH, PW))
-    return bool(fc_conv2d_winograd_supported(KH, KW, SH, SW, PH, PW))
+    """True where the Winograd variant (2, 4 or 25) applies to this kernel, stride, padding."""
+    if variant == 2:
+        return bool(fc_conv2d_winograd_supported(KH, KW, SH, SW, PH, PW))
+    return bool(fc_conv2d_winograd6_supported(_wg6_r(variant), KH, KW, SH, SW, PH, PW))
 
 
-def conv2d_winograd_forward_workspace(int tile, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+def conv2d_winograd_forward_workspace(int variant, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                                       Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t OC, int n_threads):
-    if tile == 4:
-        return fc_conv2d_winograd4_forward_workspace(C, H, W, PH, PW, OC, n_threads)
-    return fc_conv2d_winograd_forward_workspace(C, H, W, PH, PW, OC, n_threads)
+    if variant == 2:
+        return fc_conv2d_winograd_forward_workspace(C, H, W, PH, PW, OC, n_threads)
+    return fc_conv2d_winograd6_forward_workspace(_wg6_r(variant), C, H, W, PH, PW, OC, n_threads)
 
 
-def conv2d_winograd_backward_workspace(int tile, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+def conv2d_winograd_backward_workspace(int variant, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                                        Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t OC, int n_threads):
-    if tile == 4:
-        return fc_conv2d_winograd4_backward_workspace(C, H, W, PH, PW, OC, n_threads)
-    return fc_conv2d_winograd_backward_workspace(C, H, W, PH, PW, OC, n_threads)
+    if variant == 2:
+        return fc_conv2d_winograd_backward_workspace(C, H, W, PH, PW, OC, n_threads)
+    return fc_conv2d_winograd6_backward_workspace(_wg6_r(variant), C, H, W, PH, PW, OC,
+                                                  n_threads)
 
 
-def conv2d_winograd_forward(int tile,
+def conv2d_winograd_forward(int variant,
                             floating[::1] y, floating[::1] workspace,          # OUT
                             const floating[::1] x, const floating[::1] weight,  # IN
                             const floating[::1] bias,                           # IN (empty: none)
                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OC,
                             Py_ssize_t PH, Py_ssize_t PW, bint relu, int n_threads):
-    """F(2x2,3x3) (tile 2) or F(4x4,3x3) (tile 4) forward."""
+    cdef Py_ssize_t R = _wg6_r(variant)
     with nogil:
         if floating is float:
-            if tile == 4:
-                fc_conv2d_winograd4_forward_f32(_ptr(y), _ptr(workspace), _cptr(x),
-                                                _cptr(weight), _cptr(bias), N, C, H, W, OC,
-                                                PH, PW, relu, n_threads)
-            else:
+            if variant == 2:
                 fc_conv2d_winograd_forward_f32(_ptr(y), _ptr(workspace), _cptr(x),
                                                _cptr(weight), _cptr(bias), N, C, H, W, OC,
                                                PH, PW, relu, n_threads)
-        else:
-            if tile == 4:
-                fc_conv2d_winograd4_forward_f64(_ptr(y), _ptr(workspace), _cptr(x),
+            else:
+                fc_conv2d_winograd6_forward_f32(R, _ptr(y), _ptr(workspace), _cptr(x),
                                                 _cptr(weight), _cptr(bias), N, C, H, W, OC,
                                                 PH, PW, relu, n_threads)
-            else:
+        else:
+            if variant == 2:
                 fc_conv2d_winograd_forward_f64(_ptr(y), _ptr(workspace), _cptr(x),
                                                _cptr(weight), _cptr(bias), N, C, H, W, OC,
                                                PH, PW, relu, n_threads)
+            else:
+                fc_conv2d_winograd6_forward_f64(R, _ptr(y), _ptr(workspace), _cptr(x),
+                                                _cptr(weight), _cptr(bias), N, C, H, W, OC,
+                                                PH, PW, relu, n_threads)
 
 
-def conv2d_winograd_backward(int tile,
-                             floating[::1] dx, floating[::1] dweight,          # OUT (dx: or empty)
-                             floating[::1] dbias, floating[::1] workspace,     # OUT (dbias: idem)
+def conv2d_winograd_backward(int variant,
+                             floating[::1] dx, floating[::1] dweight,          # OUT (each may be
+                             floating[::1] dbias, floating[::1] workspace,     #  empty: skipped)
                              const floating[::1] dy, const floating[::1] x,    # IN
                              const floating[::1] weight,                       # IN
                              Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                              Py_ssize_t OC, Py_ssize_t PH, Py_ssize_t PW, int n_threads):
-    """F(2x2,3x3) (tile 2) or F(4x4,3x3) (tile 4) backward."""
+    cdef Py_ssize_t R = _wg6_r(variant)
     with nogil:
         if floating is float:
-            if tile == 4:
-                fc_conv2d_winograd4_backward_f32(_ptr(dx), _ptr(dweight), _ptr(dbias),
-                                                 _ptr(workspace), _cptr(dy), _cptr(x),
-                                                 _cptr(weight), N, C, H, W, OC, PH, PW, n_threads)
-            else:
+            if variant == 2:
                 fc_conv2d_winograd_backward_f32(_ptr(dx), _ptr(dweight), _ptr(dbias),
                                                 _ptr(workspace), _cptr(dy), _cptr(x),
                                                 _cptr(weight), N, C, H, W, OC, PH, PW, n_threads)
-        else:
-            if tile == 4:
-                fc_conv2d_winograd4_backward_f64(_ptr(dx), _ptr(dweight), _ptr(dbias),
-                                                 _ptr(workspace), _cptr(dy), _cptr(x),
-                                                 _cptr(weight), N, C, H, W, OC, PH, PW, n_threads)
             else:
+                fc_conv2d_winograd6_backward_f32(R, _ptr(dx), _ptr(dweight), _ptr(dbias),
+                                                 _ptr(workspace), _cptr(dy), _cptr(x),
+                                                 _cptr(weight), N, C, H, W, OC, PH, PW,
+                                                 n_threads)
+        else:
+            if variant == 2:
                 fc_conv2d_winograd_backward_f64(_ptr(dx), _ptr(dweight), _ptr(dbias),
                                                 _ptr(workspace), _cptr(dy), _cptr(x),
                                                 _cptr(weight), N, C, H, W, OC, PH, PW, n_threads)
+            else:
+                fc_conv2d_winograd6_backward_f64(R, _ptr(dx), _ptr(dweight), _ptr(dbias),
+                                                 _ptr(workspace), _cptr(dy), _cptr(x),
+                                                 _cptr(weight), N, C, H, W, OC, PH, PW,
+                                                 n_threads)
+
 
 def conv2d_direct_supported(Py_ssize_t SH, Py_ssize_t SW):
     """True where the direct convolution applies (stride 1)."""

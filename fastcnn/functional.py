@@ -211,7 +211,15 @@ def _workspace(n_elements, dtype):
 # convolution
 
 _CONV_ALGORITHMS = ("auto", "im2col", "winograd", "winograd4", "direct")
-_WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}   # output tile side m of F(m x m, 3x3)
+_WINOGRAD = ("winograd", "winograd4")
+
+
+def _winograd_variant(algorithm, KH):
+    """The C kernels' name for a Winograd algorithm on a KH x KH kernel: 2 = F(2x2,3x3),
+    4 = F(4x4,3x3), 25 = F(2x2,5x5) ("winograd" is 2x2 output tiles for a 3x3 or 5x5 kernel)."""
+    if algorithm == "winograd4":
+        return 4
+    return 25 if KH == 5 else 2
 # "auto" sends stride-1 layers with 2..4 input channels (3: RGB first layers) to "direct"; with
 # one channel im2col's K = KH*KW GEMM is as fast. Its dx runs direct from 3 input channels on
 # (the dx tiles hold 4 channels); below, a GEMM-based kernel computes dx alone.
@@ -237,16 +245,17 @@ def _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, kernel, stride, padding,
     e.g. one 16x16 image through a 64->128 layer); below C*OC = 64 (1->16, 3->8) the transform
     GEMMs are too thin to pay for the transforms. Of the two, F(4x4,3x3) (44% fewer GEMM flops)
     where its 4x4 tiles cover the output with little waste beyond F(2x2)'s (<= 25% more cells:
-    8x8, 16x16, 28x28, but not 14x14 or 13x13), both channel counts are >= 32 (thinner GEMMs
+    8x8, 16x16, 28x28, but not 14x14 or 13x13), both channel counts are >= 16 (thinner GEMMs
     gain too little from it), and there are enough tiles for its larger weight transforms
     (36*OC*C): tiles4*(C+OC) >= 4*C*OC. allow_direct=False: the best of the others.
     """
     if algorithm not in _CONV_ALGORITHMS:
         raise ValueError(f"{fn}: algorithm must be one of {_CONV_ALGORITHMS}, got {algorithm!r}")
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, padding
-    if algorithm in _WINOGRAD_TILE and not _kernels.conv2d_winograd_supported(
-            _WINOGRAD_TILE[algorithm], KH, KW, SH, SW, PH, PW):
-        raise ValueError(f"{fn}: algorithm={algorithm!r} needs a 3x3 kernel and stride 1 "
+    if algorithm in _WINOGRAD and not _kernels.conv2d_winograd_supported(
+            _winograd_variant(algorithm, KH), KH, KW, SH, SW, PH, PW):
+        kernels = "a 3x3 or 5x5" if algorithm == "winograd" else "a 3x3"
+        raise ValueError(f"{fn}: algorithm={algorithm!r} needs {kernels} kernel and stride 1 "
                          f"(kernel=({KH}, {KW}), stride={stride})")
     if algorithm == "direct" and not _kernels.conv2d_direct_supported(SH, SW):
         raise ValueError(f"{fn}: algorithm='direct' needs stride 1 (stride={stride})")
@@ -254,11 +263,16 @@ def _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, kernel, stride, padding,
         return algorithm
     if allow_direct and C in _DIRECT_CHANNELS and _kernels.conv2d_direct_supported(SH, SW):
         return "direct"
+    if _kernels.conv2d_winograd_supported(25, KH, KW, SH, SW, PH, PW):
+        # F(2x2,5x5): 36 transformed values of each filter (vs 25) pay off with channels to
+        # spare and enough tiles for the per-call weight transforms
+        fast = min(C, OC) >= 16 and _tiles(N, OH, OW, 2) * (C + OC) >= 4 * C * OC
+        return "winograd" if fast else "im2col"
     if not (_kernels.conv2d_winograd_supported(2, KH, KW, SH, SW, PH, PW) and C * OC >= 64
             and _tiles(N, OH, OW, 2) * (C + OC) >= 2 * C * OC):
         return "im2col"
     tiles4 = _tiles(N, OH, OW, 4)
-    if (min(C, OC) >= 32 and 16 * tiles4 <= 1.25 * 4 * _tiles(N, OH, OW, 2)
+    if (min(C, OC) >= 16 and 16 * tiles4 <= 1.25 * 4 * _tiles(N, OH, OW, 2)
             and tiles4 * (C + OC) >= 4 * C * OC):
         return "winograd4"
     return "winograd"
@@ -289,14 +303,14 @@ def _conv_checks(fn, x, weight, stride, padding, algorithm="auto"):
     if algorithm == "direct":   # its backward leaves dx to the best GEMM-based kernel
         used.add(_conv_algorithm(fn, "auto", N, C, OC, OH, OW, (KH, KW), stride, padding,
                                  allow_direct=False))
-    for wino in used & _WINOGRAD_TILE.keys():
-        # an upper bound of fc_conv2d_winograd{,4}_*_workspace in Python integers (no overflow):
+    for wino in used & set(_WINOGRAD):
+        # an upper bound of fc_conv2d_winograd{,6}_*_workspace in Python integers (no overflow):
         # a2 transformed planes of (channels, <= 1024 tiles) per thread, plus the transformed
         # kernel (and backward-data's flipped copy), per-thread partials and row scratch
-        a2 = (_WINOGRAD_TILE[wino] + 2) ** 2
+        a2 = 16 if _winograd_variant(wino, KH) == 2 else 36
         per_thread = (a2 * ((C + OC) * 1024 + 32 + OC * C) + OC + 16 * 1024
                       + 32 * (max(W, OW) + 4))
-        _check_size(fn, "the Winograd workspace", (a2 + 9) * OC * C + nt * per_thread,
+        _check_size(fn, "the Winograd workspace", (a2 + 25) * OC * C + nt * per_thread,
                     x.itemsize)
     if algorithm == "direct":
         # an upper bound of fc_conv2d_direct_workspace: the (turned) kernel repacked in blocks
@@ -316,8 +330,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, relu=False, algorithm="aut
     OH = (H + 2*PH - KH) // SH + 1 (likewise OW);
     y[n, o, i, j] = bias[o] + sum_{c,u,v} weight[o, c, u, v] * xpad[n, c, i*SH + u, j*SW + v],
     then max(y, 0) when relu=True. stride and padding: an int or a pair (h, w).
-    algorithm: "im2col" (any shape), "winograd" (F(2x2,3x3) of Lavin & Gray: 3x3 kernels,
-    stride 1, any padding; 2.25x fewer multiplications, float32 error about 1e-6 relative),
+    algorithm: "im2col" (any shape), "winograd" (Lavin & Gray's F(2x2,3x3) for 3x3 kernels,
+    2.25x fewer multiplications, float32 error about 1e-6 relative; F(2x2,5x5) for 5x5, 2.8x
+    fewer, error up to ~4e-6; stride 1, any padding),
     "winograd4" (F(4x4,3x3): 4x fewer multiplications, error up to ~6e-6), "direct" (stride 1,
     no im2col: for layers with few input channels) or "auto" (default: what measured fastest,
     see _conv_algorithm). The reference backend ignores it.
@@ -352,11 +367,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, relu=False, algorithm="aut
                                        empty if bias is None else bias, N, C, H, W, OC, KH, KW,
                                        *padding, bool(relu), nt)
         return y
-    if algorithm in _WINOGRAD_TILE:
-        tile = _WINOGRAD_TILE[algorithm]
-        ws = _workspace(_kernels.conv2d_winograd_forward_workspace(tile, C, H, W, *padding, OC,
-                                                                   nt), x.dtype)
-        _kernels.conv2d_winograd_forward(tile, _flat(y), ws, _flat(x), _flat(weight),
+    if algorithm in _WINOGRAD:
+        variant = _winograd_variant(algorithm, KH)
+        ws = _workspace(_kernels.conv2d_winograd_forward_workspace(variant, C, H, W, *padding,
+                                                                   OC, nt), x.dtype)
+        _kernels.conv2d_winograd_forward(variant, _flat(y), ws, _flat(x), _flat(weight),
                                          empty if bias is None else bias, N, C, H, W, OC,
                                          *padding, bool(relu), nt)
         return y
@@ -430,11 +445,11 @@ def _conv_backward_kernel(algorithm, dx, dweight, dbias, dy, x, weight, stride, 
     OC, _, KH, KW = weight.shape
     dt = x.dtype
     dx_, dw_, db_ = (_flat(a) if a is not None else np.empty(0, dt) for a in (dx, dweight, dbias))
-    if algorithm in _WINOGRAD_TILE:
-        tile = _WINOGRAD_TILE[algorithm]
-        ws = _workspace(_kernels.conv2d_winograd_backward_workspace(tile, C, H, W, *padding, OC,
-                                                                    nt), dt)
-        _kernels.conv2d_winograd_backward(tile, dx_, dw_, db_, ws, _flat(dy), _flat(x),
+    if algorithm in _WINOGRAD:
+        variant = _winograd_variant(algorithm, KH)
+        ws = _workspace(_kernels.conv2d_winograd_backward_workspace(variant, C, H, W, *padding,
+                                                                    OC, nt), dt)
+        _kernels.conv2d_winograd_backward(variant, dx_, dw_, db_, ws, _flat(dy), _flat(x),
                                           _flat(weight), N, C, H, W, OC, *padding, nt)
         return
     ws = _workspace(_kernels.conv2d_backward_workspace(C, H, W, KH, KW, *stride, *padding, OC, nt),

@@ -91,7 +91,10 @@ def test_backward_paths_match_naive(dtype, case, algorithm, threads, rng):
 def test_other_shapes(dtype, case, algorithm, rng):
     xs, ws, stride, padding = case
     x, w, b = randn(rng, xs, dtype), randn(rng, ws, dtype, scale=0.5), randn(rng, ws[0], dtype)
-    if algorithm in WINOGRAD or (algorithm == "direct" and stride != 1):
+    kernel = ws[2:] if ws[2] == ws[3] else None
+    refused = {"winograd": kernel not in ((3, 3), (5, 5)) or stride != 1,
+               "winograd4": kernel != (3, 3) or stride != 1, "direct": stride != 1}
+    if refused.get(algorithm, False):
         with pytest.raises(ValueError, match=algorithm):
             F.conv2d(x, w, b, stride=stride, padding=padding, algorithm=algorithm)
         with pytest.raises(ValueError, match=algorithm):
@@ -213,7 +216,8 @@ def test_auto_choice():
     def pick(n, c, oc, hw, kernel=3, stride=1, algorithm="auto"):
         return F._conv_algorithm("conv2d", algorithm, n, c, oc, hw, hw, (kernel, kernel),
                                  (stride, stride), (1, 1))
-    assert pick(100, 16, 16, 28) == "winograd"         # channels < 32: F(2x2)
+    assert pick(100, 16, 16, 28) == "winograd4"
+    assert pick(100, 8, 16, 28) == "winograd"          # 8 channels: F(2x2)
     assert pick(128, 64, 128, 16) == "winograd4"
     assert pick(100, 64, 64, 8) == "winograd4"
     assert pick(100, 192, 192, 7) == "winograd4"       # 7x7: 2x2 tiles of 4 waste what 4x4 of 2 do
@@ -223,11 +227,14 @@ def test_auto_choice():
     assert pick(100, 3, 64, 32, kernel=5) == "direct"
     assert pick(100, 1, 30, 28, kernel=5) == "im2col"  # one channel: im2col's GEMM is as fast
     assert pick(8, 3, 96, 227, kernel=11, stride=4) == "im2col"   # direct is stride 1 only
+    assert pick(100, 64, 128, 15, kernel=5) == "winograd"   # F(2x2,5x5)
+    assert pick(8, 96, 256, 27, kernel=5) == "winograd"
+    assert pick(1, 96, 256, 27, kernel=5) == "im2col"       # too few tiles for its transforms
     assert pick(100, 1, 16, 28) == "im2col"            # C*OC < 64
     assert pick(1, 64, 128, 16) == "im2col"            # too few tiles for the weight transforms
     assert pick(2, 64, 128, 16) == "winograd"          # enough tiles for F(2x2), not F(4x4)
     assert pick(128, 64, 128, 16, stride=2) == "im2col"
-    assert pick(128, 64, 128, 16, kernel=5) == "im2col"
+    assert pick(128, 64, 128, 16, kernel=7) == "im2col"
     assert pick(128, 64, 128, 16, algorithm="im2col") == "im2col"
     assert pick(1, 1, 1, 3, algorithm="winograd") == "winograd"
 
@@ -251,3 +258,82 @@ def test_batch_size_zero(dtype, algorithm, rng):
     assert y.shape == (0, 8, 6, 6)
     dx, dw, db = F.conv2d_backward(y, x, w, padding=1, algorithm=algorithm)
     assert dx.shape == x.shape and not dw.any() and not db.any()
+
+
+# 5x5 stride-1 shapes: "winograd" is F(2x2,5x5) there (6x6 tiles, 2.8x fewer multiplications)
+FIVE_CASES = [
+    ((2, 3, 7, 6), 4, 0),          # 3x2 output: one row of tiles, the last one clipped
+    ((2, 3, 9, 8), 5, 2),          # odd output height with padding 2 (AlexNet's)
+    ((1, 2, 5, 5), 3, 4),          # padding wider than the kernel: border tiles all padding
+    ((3, 16, 15, 15), 32, 2),      # AlexNet small conv2-like, odd sizes
+    ((2, 4, 1, 9), 3, 2),          # one-row images
+]
+FIVE_IDS = [f"x{c[0]}-oc{c[1]}-p{c[2]}".replace(" ", "") for c in FIVE_CASES]
+
+
+def _inputs5(rng, case, dtype):
+    xs, oc, padding = case
+    return (randn(rng, xs, dtype), randn(rng, (oc, xs[1], 5, 5), dtype, scale=0.3),
+            randn(rng, oc, dtype), padding)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", FIVE_CASES, ids=FIVE_IDS)
+def test_winograd_5x5_matches_naive(dtype, case, threads, rng):
+    x, w, b, padding = _inputs5(rng, case, dtype)
+    with num_threads(threads):
+        for bias, relu in ((b, False), (None, False), (b, True)):
+            y = F.conv2d(x, w, bias, padding=padding, relu=relu, algorithm="winograd")
+            assert_close(y, naive.conv2d(x, w, bias, 1, padding, relu), dtype)
+        dy = randn(rng, y.shape, dtype)
+        got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd")
+        for g, want in zip(got, naive.conv2d_backward(dy, x, w, 1, padding)):
+            assert_close(g, want, dtype)
+        dx, dw, db = F.conv2d_backward(dy, x, w, padding=padding, need_dx=False,
+                                       need_dbias=False, algorithm="winograd")
+        assert dx is None and db is None
+        np.testing.assert_array_equal(dw, got[1])
+
+
+@pytest.mark.parametrize("case", [FIVE_CASES[i] for i in (0, 1, 2)],
+                         ids=[FIVE_IDS[i] for i in (0, 1, 2)])
+def test_winograd_5x5_gradients_numerical(case, rng):
+    x, w, b, padding = _inputs5(rng, case, np.float64)
+    kw = dict(padding=padding, algorithm="winograd")
+    r = rng.standard_normal(F.conv2d(x, w, b, **kw).shape)
+
+    def loss():
+        return float(np.sum(F.conv2d(x, w, b, **kw) * r))
+
+    dx, dw, db = F.conv2d_backward(r, x, w, **kw)
+    check_gradients(loss, {"x": x, "weight": w, "bias": b}, {"x": dx, "weight": dw, "bias": db})
+
+
+@pytest.mark.parametrize("shape", [((8, 64, 15, 15), 128), ((4, 96, 27, 27), 256),
+                                   ((4, 256, 9, 9), 128)],
+                         ids=["64-128@15", "96-256@27", "256-128@9"])
+def test_winograd_5x5_float32_accuracy(shape, rng):
+    """F(2x2,5x5) in float32 within 1e-5 of float64 (max error over max magnitude); measured
+    1.3e-6 to 4e-6 on these shapes."""
+    (xs, oc) = shape
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal((oc, xs[1], 5, 5)) / np.sqrt(25 * xs[1])
+    y64 = F.conv2d(x, w, None, padding=2, algorithm="im2col")
+    dy = rng.standard_normal(y64.shape)
+    ref = (y64, *F.conv2d_backward(dy, x, w, padding=2, algorithm="im2col"))
+    f32 = [a.astype(np.float32) for a in (x, w, dy)]
+    got = (F.conv2d(f32[0], f32[1], None, padding=2, algorithm="winograd"),
+           *F.conv2d_backward(f32[2], f32[0], f32[1], padding=2, algorithm="winograd"))
+    for name, g, r in zip(("y", "dx", "dweight", "dbias"), got, ref):
+        err = _rel_err(g, r)
+        assert err <= 1e-5, f"{name}: relative error {err:.3g} > 1e-5"
+
+
+def test_winograd_kernel_sizes_refused(rng):
+    x = randn(rng, (2, 4, 9, 9), np.float32)
+    with pytest.raises(ValueError, match="winograd4.*3x3 kernel"):
+        F.conv2d(x, randn(rng, (3, 4, 5, 5), np.float32), algorithm="winograd4")
+    with pytest.raises(ValueError, match="3x3 or 5x5"):
+        F.conv2d(x, randn(rng, (3, 4, 7, 7), np.float32), algorithm="winograd")
+    with pytest.raises(ValueError, match="3x3 or 5x5"):
+        F.conv2d(x, randn(rng, (3, 4, 5, 3), np.float32), algorithm="winograd")

@@ -163,11 +163,16 @@ def lrn_loops(x, size, alpha, beta, k):
     return y
 
 
+@pytest.mark.parametrize("beta", [0.75, 0.5, 1.0, 0.6])   # square-root paths and np.power
 @pytest.mark.parametrize("size", [1, 3, 4, 5])
-def test_lrn_matches_loops(size, rng):
+def test_lrn_matches_loops(size, beta, rng):
     x = 3 * rng.standard_normal((2, 6, 3, 2))
-    layer = L.LRN(size=size, alpha=0.01, beta=0.75, k=2.0)
-    np.testing.assert_allclose(layer(x), lrn_loops(x, size, 0.01, 0.75, 2.0), rtol=1e-12)
+    layer = L.LRN(size=size, alpha=0.01, beta=beta, k=2.0)
+    want = lrn_loops(x, size, 0.01, beta, 2.0)
+    np.testing.assert_allclose(layer(x), want, rtol=1e-12)
+    y32 = L.LRN(size=size, alpha=0.01, beta=beta, k=2.0)(x.astype(np.float32))
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, want, rtol=2e-6, atol=1e-7)
 
 
 def test_lrn_matches_torch_with_alpha_times_size(rng):

@@ -1,0 +1,244 @@
+/* winograd6.c: stride-1 convolution by Winograd's minimal filtering on 6x6 input tiles (Lavin &
+ * Gray, arXiv:1509.09308), forward, backward-data and backward-weights, any padding, for two
+ * kernels: F(4x4,3x3) (4x fewer multiplications than im2col; F(2x2,3x3) in winograd.c: 2.25x)
+ * and F(2x2,5x5) (2.8x fewer). Both take 36 GEMMs over channels per block of tiles and share the
+ * input transform; the price is accuracy (transform entries up to 8: float32 relative error a
+ * few 1e-6) and tiles that may overhang the output. The type-generic body is in
+ * winograd6_impl.h, included once per (dtype, variant); conventions as conv.c. */
+#include "fastcnn.h"
+#include "parallel.h"
+
+/* Elements a block's transformed planes may take; tuned on Zen 4 (1 MB L2 per core): twice this
+ * scaled worse at 2 threads (16->16 on 28x28: 8.7 ms instead of 5.8). */
+#ifndef FC_WG6_BLOCK_ELEMS
+#define FC_WG6_BLOCK_ELEMS (128 * 1024)
+#endif
+
+/* Tiles per block: the 36 transformed input planes (C, Tb) and product planes (OC, Tb) should
+ * stay near L2 while each GEMM keeps a usefully wide N dimension. */
+static ptrdiff_t wg6_block(ptrdiff_t C, ptrdiff_t OC)
+{
+    ptrdiff_t tb = (ptrdiff_t)FC_WG6_BLOCK_ELEMS / (36 * (C + OC));
+    if (tb < 32) tb = 32;
+    if (tb > 1024) tb = 1024;
+    return tb & ~(ptrdiff_t)15;
+}
+
+/* Distance between two transformed planes: rows*Tb plus one cache line, so the 36 streams a
+ * transform writes do not alias the same L1 sets (as in winograd.c). */
+static ptrdiff_t wg6_plane(ptrdiff_t rows, ptrdiff_t Tb) { return rows * Tb + 16; }
+
+/* Forward, per thread: V (36 planes of C*Tb), M (36 planes of OC*Tb), transform scratch of 40
+ * planes of Tb (the output's and the gradient's M*M + 6*M; the input's 36). */
+static ptrdiff_t wg6_forward_per_thread(ptrdiff_t C, ptrdiff_t OC)
+{
+    ptrdiff_t tb = wg6_block(C, OC);
+    return 36 * (wg6_plane(C, tb) + wg6_plane(OC, tb)) + 40 * tb;
+}
+
+/* Backward-weights, per thread: partial dU (36*OC*C), partial dbias (OC), then as forward. */
+static ptrdiff_t wg6_weights_per_thread(ptrdiff_t C, ptrdiff_t OC)
+{
+    return 36 * OC * C + OC + wg6_forward_per_thread(C, OC);
+}
+
+int fc_conv2d_winograd6_supported(ptrdiff_t R, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH,
+                                  ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW)
+{
+    return (R == 3 || R == 5) && KH == R && KW == R && SH == 1 && SW == 1 && PH >= 0 && PW >= 0;
+}
+
+static int wg6_nt(int n_threads) { return n_threads < 1 ? 1 : n_threads; }
+
+/* U (36*OC*C) shared, then the per-thread parts. */
+ptrdiff_t fc_conv2d_winograd6_forward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdiff_t H,
+                                                ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW,
+                                                ptrdiff_t OC, int n_threads)
+{
+    (void)R; (void)H; (void)W; (void)PH; (void)PW;
+    return 36 * OC * C + wg6_nt(n_threads) * wg6_forward_per_thread(C, OC);
+}
+
+/* The larger of backward-weights' (U + per-thread parts) and backward-data's (the flipped
+ * kernel, then a forward of OC -> C channels on dy (OH, OW) with padding R - 1 - P). */
+ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdiff_t H,
+                                                 ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW,
+                                                 ptrdiff_t OC, int n_threads)
+{
+    ptrdiff_t OH = H + 2 * PH - R + 1, OW = W + 2 * PW - R + 1;
+    ptrdiff_t weights = 36 * OC * C + wg6_nt(n_threads) * wg6_weights_per_thread(C, OC);
+    ptrdiff_t data = R * R * OC * C
+                     + fc_conv2d_winograd6_forward_workspace(R, OC, OH, OW, R - 1 - PH,
+                                                             R - 1 - PW, C, n_threads);
+    return weights > data ? weights : data;
+}
+
+/* ---- F(4x4,3x3): A^T (4x6), its adjoint A, G (6x3), its adjoint G^T; inputs p[0], p[s], ... */
+#define WG_AT_43(o, p, s)                                                                     \
+    do {                                                                                      \
+        const REAL m0 = (p)[0], m1 = (p)[(s)], m2 = (p)[2 * (s)], m3 = (p)[3 * (s)];          \
+        const REAL m4 = (p)[4 * (s)], m5 = (p)[5 * (s)], p_ = m1 + m2, q_ = m1 - m2;          \
+        o[0] = m0 + p_ + m3 + m4;                                                             \
+        o[1] = q_ + (REAL)0.5 * m3 - (REAL)2 * m4;                                            \
+        o[2] = p_ + (REAL)0.25 * m3 + (REAL)4 * m4;                                           \
+        o[3] = q_ + (REAL)0.125 * m3 - (REAL)8 * m4 + m5;                                     \
+    } while (0)
+#define WG_A_43(o, p, s)                                                                      \
+    do {                                                                                      \
+        const REAL e0 = (p)[0], e1 = (p)[(s)], e2 = (p)[2 * (s)], e3 = (p)[3 * (s)];          \
+        const REAL ev_ = e0 + e2, od_ = e1 + e3;                                              \
+        o[0] = e0;                                                                            \
+        o[1] = ev_ + od_;                                                                     \
+        o[2] = ev_ - od_;                                                                     \
+        o[3] = e0 + (REAL)0.5 * e1 + (REAL)0.25 * e2 + (REAL)0.125 * e3;                      \
+        o[4] = e0 - (REAL)2 * e1 + (REAL)4 * e2 - (REAL)8 * e3;                               \
+        o[5] = e3;                                                                            \
+    } while (0)
+#define WG_G_43(o, p, s)                                                                      \
+    do {                                                                                      \
+        const REAL g0 = (p)[0], g1 = (p)[(s)], g2 = (p)[2 * (s)];                             \
+        o[0] = g0;                                                                            \
+        o[1] = (g0 + g1 + g2) / (REAL)3;                                                      \
+        o[2] = (g1 - g0 - g2) / (REAL)3;                                                      \
+        o[3] = -((REAL)16 * g0 + (REAL)8 * g1 + (REAL)4 * g2) / (REAL)15;                     \
+        o[4] = (g0 - (REAL)2 * g1 + (REAL)4 * g2) / (REAL)15;                                 \
+        o[5] = g2;                                                                            \
+    } while (0)
+#define WG_GT_43(o, p, s)                                                                     \
+    do {                                                                                      \
+        const REAL v0 = (p)[0], v1 = (p)[(s)], v2 = (p)[2 * (s)], v3 = (p)[3 * (s)];          \
+        const REAL v4 = (p)[4 * (s)], v5 = (p)[5 * (s)];                                      \
+        o[0] = v0 + (v1 - v2) / (REAL)3 + (v4 - (REAL)16 * v3) / (REAL)15;                    \
+        o[1] = (v1 + v2) / (REAL)3 - ((REAL)8 * v3 + (REAL)2 * v4) / (REAL)15;                \
+        o[2] = (v1 - v2) / (REAL)3 + ((REAL)4 * (v4 - v3)) / (REAL)15 + v5;                   \
+    } while (0)
+
+/* ---- F(2x2,5x5): A^T (2x6), A, G (6x5), G^T, at the same points ------------------------------ */
+#define WG_AT_25(o, p, s)                                                                     \
+    do {                                                                                      \
+        const REAL m0 = (p)[0], m1 = (p)[(s)], m2 = (p)[2 * (s)], m3 = (p)[3 * (s)];          \
+        const REAL m4 = (p)[4 * (s)], m5 = (p)[5 * (s)];                                      \
+        o[0] = m0 + (m1 + m2) + (m3 + m4);                                                    \
+        o[1] = (m1 - m2) + (REAL)0.5 * m3 - (REAL)2 * m4 + m5;                                \
+    } while (0)
+#define WG_A_25(o, p, s)                                                                      \
+    do {                                                                                      \
+        const REAL e0 = (p)[0], e1 = (p)[(s)];                                                \
+        o[0] = e0;                                                                            \
+        o[1] = e0 + e1;                                                                       \
+        o[2] = e0 - e1;                                                                       \
+        o[3] = e0 + (REAL)0.5 * e1;                                                           \
+        o[4] = e0 - (REAL)2 * e1;                                                             \
+        o[5] = e1;                                                                            \
+    } while (0)
+#define WG_G_25(o, p, s)                                                                      \
+    do {                                                                                      \
+        const REAL g0 = (p)[0], g1 = (p)[(s)], g2 = (p)[2 * (s)], g3 = (p)[3 * (s)];          \
+        const REAL g4 = (p)[4 * (s)];                                                         \
+        o[0] = g0;                                                                            \
+        o[1] = (g0 + g1 + g2 + g3 + g4) / (REAL)3;                                            \
+        o[2] = (g1 + g3 - g0 - g2 - g4) / (REAL)3;                                            \
+        o[3] = -((REAL)16 * g0 + (REAL)8 * g1 + (REAL)4 * g2 + (REAL)2 * g3 + g4) / (REAL)15; \
+        o[4] = (g0 - (REAL)2 * g1 + (REAL)4 * g2 - (REAL)8 * g3 + (REAL)16 * g4) / (REAL)15;  \
+        o[5] = g4;                                                                            \
+    } while (0)
+#define WG_GT_25(o, p, s)                                                                     \
+    do {                                                                                      \
+        const REAL v0 = (p)[0], v1 = (p)[(s)], v2 = (p)[2 * (s)], v3 = (p)[3 * (s)];          \
+        const REAL v4 = (p)[4 * (s)], v5 = (p)[5 * (s)];                                      \
+        const REAL a_ = (v1 + v2) / (REAL)3, b_ = (v1 - v2) / (REAL)3;                        \
+        o[0] = v0 + b_ + (v4 - (REAL)16 * v3) / (REAL)15;                                     \
+        o[1] = a_ - ((REAL)8 * v3 + (REAL)2 * v4) / (REAL)15;                                 \
+        o[2] = b_ + (REAL)4 * (v4 - v3) / (REAL)15;                                           \
+        o[3] = a_ - ((REAL)2 * v3 + (REAL)8 * v4) / (REAL)15;                                 \
+        o[4] = b_ + ((REAL)16 * v4 - v3) / (REAL)15 + v5;                                     \
+    } while (0)
+
+/* ---- instantiations: FN adds the dtype and the variant ---------------------------------------- */
+
+#define REAL float
+#define GEMM fc_gemm_f32
+#define WG_M 4
+#define WG_R 3
+#define WG_AT WG_AT_43
+#define WG_A WG_A_43
+#define WG_G WG_G_43
+#define WG_GT WG_GT_43
+#define FN(name) name##_f32_43
+#include "winograd6_impl.h"
+#undef FN
+#undef REAL
+#undef GEMM
+#define REAL double
+#define GEMM fc_gemm_f64
+#define FN(name) name##_f64_43
+#include "winograd6_impl.h"
+#undef FN
+#undef REAL
+#undef GEMM
+#undef WG_M
+#undef WG_R
+#undef WG_AT
+#undef WG_A
+#undef WG_G
+#undef WG_GT
+
+#define WG_M 2
+#define WG_R 5
+#define WG_AT WG_AT_25
+#define WG_A WG_A_25
+#define WG_G WG_G_25
+#define WG_GT WG_GT_25
+#define REAL float
+#define GEMM fc_gemm_f32
+#define FN(name) name##_f32_25
+#include "winograd6_impl.h"
+#undef FN
+#undef REAL
+#undef GEMM
+#define REAL double
+#define GEMM fc_gemm_f64
+#define FN(name) name##_f64_25
+#include "winograd6_impl.h"
+#undef FN
+#undef REAL
+#undef GEMM
+#undef WG_M
+#undef WG_R
+#undef WG_AT
+#undef WG_A
+#undef WG_G
+#undef WG_GT
+
+/* ---- the public entry points: R picks the variant (3: F(4x4,3x3), 5: F(2x2,5x5)) ------------ */
+#define WG6_PUBLIC(real, sfx)                                                                  \
+    void fc_conv2d_winograd6_forward_##sfx(ptrdiff_t R, real *y, real *workspace,              \
+                                           const real *x, const real *weight,                  \
+                                           const real *bias, ptrdiff_t N, ptrdiff_t C,         \
+                                           ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,              \
+                                           ptrdiff_t PH, ptrdiff_t PW, int relu,               \
+                                           int n_threads)                                      \
+    {                                                                                          \
+        if (R == 5)                                                                            \
+            wg6_forward_##sfx##_25(y, workspace, x, weight, bias, N, C, H, W, OC, PH, PW,      \
+                                   relu, n_threads);                                           \
+        else                                                                                   \
+            wg6_forward_##sfx##_43(y, workspace, x, weight, bias, N, C, H, W, OC, PH, PW,      \
+                                   relu, n_threads);                                           \
+    }                                                                                          \
+    void fc_conv2d_winograd6_backward_##sfx(ptrdiff_t R, real *dx, real *dweight, real *dbias, \
+                                            real *workspace, const real *dy, const real *x,    \
+                                            const real *weight, ptrdiff_t N, ptrdiff_t C,      \
+                                            ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,             \
+                                            ptrdiff_t PH, ptrdiff_t PW, int n_threads)         \
+    {                                                                                          \
+        if (R == 5)                                                                            \
+            wg6_backward_##sfx##_25(dx, dweight, dbias, workspace, dy, x, weight, N, C, H, W,  \
+                                    OC, PH, PW, n_threads);                                    \
+        else                                                                                   \
+            wg6_backward_##sfx##_43(dx, dweight, dbias, workspace, dy, x, weight, N, C, H, W,  \
+                                    OC, PH, PW, n_threads);                                    \
+    }
+
+WG6_PUBLIC(float, f32)
+WG6_PUBLIC(double, f64)

@@ -1,0 +1,375 @@
+/* winograd6_impl.h: type-generic body of the Winograd kernels on 6x6 input tiles (Lavin & Gray,
+ * arXiv:1509.09308; interpolation points 0, 1, -1, 1/2, -2, inf), F(WG_M x WG_M, WG_R x WG_R)
+ * with WG_M + WG_R - 1 = 6: F(4x4,3x3) and F(2x2,5x5). Included by winograd6.c once per (dtype,
+ * variant) with REAL, FN(name), GEMM, WG_M, WG_R and the variant's 1-D transforms WG_AT (6 -> M),
+ * WG_A (its adjoint, M -> 6), WG_G (R -> 6) and WG_GT (6 -> R) defined; B^T depends only on the
+ * points and is here. Each transform macro reads its inputs p[0], p[s], p[2s], ... and writes
+ * o[0..].
+ * y = A^T [(G g G^T) .* (B^T d B)] A per 6x6 input tile d and MxM output tile; the elementwise
+ * product over channels is 36 GEMMs on planes xi = 6*row + col of (channels, tiles of a block).
+ * Backward-data is this forward run on dy with the flipped, transposed kernel (a stride-1
+ * convolution's adjoint is one), backward-weights is the adjoint dg = G^T [(A dy A^T) .* V] G
+ * summed over tiles. */
+#include "wg_segments.h"
+
+#ifndef WG6_BT
+/* B^T (6x6) on p[0], p[s], ..., p[5s]. Lavin's points 0, +-1, +-2 give float32 errors twice
+ * as large (measured for F(4x4,3x3): 5e-6 vs 2.5e-6 of the output range over 128 channels,
+ * 1.7e-5 vs < 1e-5 over 384), the choice Barabasz et al. (2018) recommend. */
+#define WG6_BT(o, p, s)                                                                       \
+    do {                                                                                      \
+        const REAL d0 = (p)[0], d1 = (p)[(s)], d2 = (p)[2 * (s)], d3 = (p)[3 * (s)];          \
+        const REAL d4 = (p)[4 * (s)], d5 = (p)[5 * (s)];                                      \
+        o[0] = d0 + (REAL)1.5 * (d3 - d1) - (REAL)2 * d2 + d4;                                \
+        o[1] = (REAL)0.5 * d2 + (REAL)2.5 * d3 + d4 - d1;                                     \
+        o[2] = d1 - (REAL)2.5 * d2 + (REAL)0.5 * d3 + d4;                                     \
+        o[3] = (REAL)2 * (d3 - d1) - d2 + d4;                                                 \
+        o[4] = (REAL)0.5 * (d1 - d3) - d2 + d4;                                               \
+        o[5] = d1 + (REAL)1.5 * (d4 - d2) - (REAL)2 * d3 + d5;                                \
+    } while (0)
+#endif
+
+#define WG_MM (WG_M * WG_M)
+
+/* U[xi][oc][c] = (G g G^T)[xi] for every (oc, c) of w (OC, C, R, R). */
+static void FN(wg6_weight_transform)(REAL *restrict U, const REAL *restrict w, ptrdiff_t OC,
+                                     ptrdiff_t C)
+{
+    const ptrdiff_t plane = OC * C;
+    for (ptrdiff_t q = 0; q < plane; ++q) {
+        const REAL *g = w + q * WG_R * WG_R;
+        REAL t[6][WG_R], col[6], u[6];
+        for (int j = 0; j < WG_R; ++j) {   /* G g: column j */
+            WG_G(col, g + j, WG_R);
+            for (int i = 0; i < 6; ++i) t[i][j] = col[i];
+        }
+        for (int i = 0; i < 6; ++i) {      /* (G g) G^T: row i */
+            WG_G(u, t[i], 1);
+            for (int k = 0; k < 6; ++k) U[(i * 6 + k) * plane + q] = u[k];
+        }
+    }
+}
+
+/* The transforms below run over whole blocks of tiles, one 1-D transform per loop over the
+ * block's tiles j (contiguous planes of Tb in the scratch rb): short, independent loop bodies the
+ * compiler vectorises whatever the image width. (Transforming tile row segments directly from x
+ * left 14x14 images with 4-tile segments: scalar code, twice the time.) */
+
+/* The 36 raw inputs of len tiles of one tile row segment of the plane xc (H, W), inputs starting
+ * at row ih0, column iw0 + M*j (either may be negative: padding; or run past the plane:
+ * cropping), into planes P[r*6 + k][j] (Tb apart); cells outside the plane are 0. Only the
+ * tiles at the ends of a row reach into the padding: they alone test their columns. */
+static void FN(wg6_gather_segment)(REAL *restrict P, ptrdiff_t Tb, const REAL *restrict xc,
+                                   ptrdiff_t H, ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t iw0,
+                                   ptrdiff_t len)
+{
+    /* tiles [jlo, jhi) have all six columns inside the plane */
+    ptrdiff_t jlo = iw0 < 0 ? (WG_M - 1 - iw0) / WG_M : 0;
+    ptrdiff_t jhi = W - 6 - iw0 >= 0 ? (W - 6 - iw0) / WG_M + 1 : 0;
+    if (jhi > len) jhi = len;
+    if (jlo > jhi) jlo = jhi;
+    for (int r = 0; r < 6; ++r) {
+        const ptrdiff_t ih = ih0 + r;
+        REAL *p = P + (r * 6) * Tb;
+        if (ih < 0 || ih >= H) {
+            for (int k = 0; k < 6; ++k)
+                for (ptrdiff_t j = 0; j < len; ++j) p[k * Tb + j] = 0;
+            continue;
+        }
+        const REAL *row = xc + ih * W;
+        for (ptrdiff_t j = 0; j < len; ++j) {
+            const ptrdiff_t iw = iw0 + WG_M * j;
+            if (j >= jlo && j < jhi) {
+                for (int k = 0; k < 6; ++k) p[k * Tb + j] = row[iw + k];
+            } else {
+                for (int k = 0; k < 6; ++k)
+                    p[k * Tb + j] = (iw + k >= 0 && iw + k < W) ? row[iw + k] : (REAL)0;
+            }
+        }
+    }
+}
+
+/* Transformed input of the tiles [b0, b1) into V (36 planes PV apart of (C, Tb)); rb: 36*Tb. */
+static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL *restrict x,
+                                ptrdiff_t b0, ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t PV,
+                                ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t PH,
+                                ptrdiff_t PW, ptrdiff_t TH, ptrdiff_t TW)
+{
+    const ptrdiff_t nb = b1 - b0;
+    REAL *restrict P = rb;
+    for (ptrdiff_t c = 0; c < C; ++c) {
+        WG_SEGMENTS(b0, b1, TH, TW, {
+            FN(wg6_gather_segment)(P + (t - b0), Tb, x + (n * C + c) * H * W, H, W,
+                                   WG_M * ti - PH, WG_M * tj0 - PW, len);
+        });
+        for (int k = 0; k < 6; ++k) {   /* B^T d, in place, column k of every tile */
+            REAL *p = P + k * Tb;
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < nb; ++j) {
+                REAL o[6];
+                WG6_BT(o, p + j, 6 * Tb);
+                for (int i = 0; i < 6; ++i) p[i * 6 * Tb + j] = o[i];
+            }
+        }
+        for (int i = 0; i < 6; ++i) {   /* (B^T d) B: row i of every tile into V */
+            const REAL *p = P + i * 6 * Tb;
+            REAL *v = V + (i * 6) * PV + c * Tb;
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < nb; ++j) {
+                REAL o[6];
+                WG6_BT(o, p + j, Tb);
+                for (int k = 0; k < 6; ++k) v[k * PV + j] = o[k];
+            }
+        }
+    }
+}
+
+/* y tiles of [b0, b1) = A^T M A (+ bias, ReLU), clipped to (OH, OW). Per output channel the
+ * M*M outputs of every tile go to o (M*M planes of Tb in rb, via S: 6*M planes), then the stores
+ * go segment by segment, row by row. rb: 40*Tb. */
+static void FN(wg6_output_block)(REAL *restrict y, REAL *restrict rb, const REAL *restrict Mt,
+                                 ptrdiff_t PM, const REAL *bias, int relu, ptrdiff_t b0,
+                                 ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t OC, ptrdiff_t OH,
+                                 ptrdiff_t OW, ptrdiff_t TH, ptrdiff_t TW)
+{
+    const ptrdiff_t nb = b1 - b0;
+    REAL *restrict o = rb, *restrict S = rb + WG_MM * Tb;
+    for (ptrdiff_t oc = 0; oc < OC; ++oc) {
+        const REAL b = bias ? bias[oc] : (REAL)0;
+        for (int k = 0; k < 6; ++k) {   /* A^T m: column k of every tile, S[i*6 + k] */
+            const REAL *m = Mt + k * PM + oc * Tb;
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < nb; ++j) {
+                REAL v[WG_M];
+                WG_AT(v, m + j, 6 * PM);
+                for (int i = 0; i < WG_M; ++i) S[(i * 6 + k) * Tb + j] = v[i];
+            }
+        }
+        for (int i = 0; i < WG_M; ++i) {   /* (A^T m) A: row i, plus the bias */
+            const REAL *s = S + i * 6 * Tb;
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < nb; ++j) {
+                REAL v[WG_M];
+                WG_AT(v, s + j, Tb);
+                for (int k = 0; k < WG_M; ++k) o[(i * WG_M + k) * Tb + j] = v[k] + b;
+            }
+        }
+        if (relu) {   /* max(v, 0) with NaN propagating */
+            for (int xi = 0; xi < WG_MM; ++xi) {
+                REAL *a = o + xi * Tb;
+#pragma omp simd
+                for (ptrdiff_t j = 0; j < nb; ++j)
+                    a[j] = a[j] > 0 ? a[j] : (a[j] != a[j] ? a[j] : (REAL)0);
+            }
+        }
+        WG_SEGMENTS(b0, b1, TH, TW, {
+            const ptrdiff_t q = t - b0, ow0 = WG_M * tj0;
+            /* tiles whose M output columns all exist; then at most one partial tile */
+            ptrdiff_t full = (OW - ow0) / WG_M;
+            if (full > len) full = len;
+            const ptrdiff_t rest = full < len ? OW - ow0 - WG_M * full : 0;
+            for (int i = 0; i < WG_M && WG_M * ti + i < OH; ++i) {
+                REAL *dst = y + ((n * OC + oc) * OH + WG_M * ti + i) * OW + ow0;
+                const REAL *z = o + (i * WG_M) * Tb + q;
+                for (ptrdiff_t j = 0; j < full; ++j)
+                    for (int k = 0; k < WG_M; ++k) dst[WG_M * j + k] = z[k * Tb + j];
+                for (ptrdiff_t k = 0; k < rest; ++k) dst[WG_M * full + k] = z[k * Tb + full];
+            }
+        });
+    }
+}
+
+/* dYh[xi][oc][t - b0] = (A dy_t A^T)[xi], dy cells outside (OH, OW) being 0; when db is not NULL
+ * the block's sum of dy is added to it (every cell is in exactly one tile). Per output channel
+ * the tiles' M*M dy cells are gathered into e (M*M planes of Tb in rb), then transformed via S
+ * (6*M planes). rb: 40*Tb. */
+static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict db,
+                               REAL *restrict rb, const REAL *restrict dy, ptrdiff_t b0,
+                               ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t OC, ptrdiff_t OH,
+                               ptrdiff_t OW, ptrdiff_t TH, ptrdiff_t TW)
+{
+    const ptrdiff_t nb = b1 - b0;
+    REAL *restrict e = rb, *restrict S = rb + WG_MM * Tb;
+    for (ptrdiff_t oc = 0; oc < OC; ++oc) {
+        WG_SEGMENTS(b0, b1, TH, TW, {
+            const ptrdiff_t q = t - b0, ow0 = WG_M * tj0;
+            ptrdiff_t full = (OW - ow0) / WG_M;
+            if (full > len) full = len;
+            const ptrdiff_t rest = full < len ? OW - ow0 - WG_M * full : 0;
+            for (int i = 0; i < WG_M; ++i) {
+                REAL *z = e + (i * WG_M) * Tb + q;   /* cell (i, k) of tile j at z[k*Tb + j] */
+                if (WG_M * ti + i >= OH) {
+                    for (int k = 0; k < WG_M; ++k)
+                        for (ptrdiff_t j = 0; j < len; ++j) z[k * Tb + j] = 0;
+                    continue;
+                }
+                const REAL *src = dy + ((n * OC + oc) * OH + WG_M * ti + i) * OW + ow0;
+                for (ptrdiff_t j = 0; j < full; ++j)
+                    for (int k = 0; k < WG_M; ++k) z[k * Tb + j] = src[WG_M * j + k];
+                if (full < len)
+                    for (ptrdiff_t k = 0; k < WG_M; ++k)
+                        z[k * Tb + full] = k < rest ? src[WG_M * full + k] : (REAL)0;
+            }
+        });
+        if (db) {
+            REAL sum = 0;
+            for (int xi = 0; xi < WG_MM; ++xi) {
+                const REAL *z = e + xi * Tb;
+#pragma omp simd reduction(+ : sum)
+                for (ptrdiff_t j = 0; j < nb; ++j) sum += z[j];
+            }
+            db[oc] += sum;
+        }
+        for (int k = 0; k < WG_M; ++k) {   /* A e: column k of every tile, S[i*M + k] */
+            const REAL *z = e + k * Tb;
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < nb; ++j) {
+                REAL v[6];
+                WG_A(v, z + j, WG_M * Tb);
+                for (int i = 0; i < 6; ++i) S[(i * WG_M + k) * Tb + j] = v[i];
+            }
+        }
+        for (int i = 0; i < 6; ++i) {   /* (A e) A^T: row i into dYh */
+            const REAL *s = S + i * WG_M * Tb;
+            REAL *out = dYh + (i * 6) * PM + oc * Tb;
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < nb; ++j) {
+                REAL v[6];
+                WG_A(v, s + j, Tb);
+                for (int k = 0; k < 6; ++k) out[k * PM + j] = v[k];
+            }
+        }
+    }
+}
+
+/* The forward pass (also backward-data's): y (N, OC, OH, OW) from x (N, C, H, W) and w
+ * (OC, C, R, R), padding PH, PW (negative: cropping), OH = H + 2*PH - R + 1. */
+static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *weight,
+                            const REAL *bias, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                            ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads)
+{
+    const ptrdiff_t OH = H + 2 * PH - WG_R + 1, OW = W + 2 * PW - WG_R + 1;
+    const ptrdiff_t TH = (OH + WG_M - 1) / WG_M, TW = (OW + WG_M - 1) / WG_M, T = N * TH * TW;
+    const ptrdiff_t Tb = wg6_block(C, OC), PV = wg6_plane(C, Tb), PM = wg6_plane(OC, Tb);
+    const ptrdiff_t per = wg6_forward_per_thread(C, OC);
+    REAL *U = workspace;
+    if (N <= 0 || OH <= 0 || OW <= 0) return;
+    /* tiles, not images, are split: a batch smaller than the thread count still uses them all */
+    int nt = fc_clamp_threads(n_threads, T);
+    FN(wg6_weight_transform)(U, weight, OC, C);   /* before the region: no barrier inside */
+    int blas_prev = fc_blas_threads_begin(nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int tid = fc_thread_id(), nth = fc_thread_count();
+        REAL *V = workspace + 36 * OC * C + (ptrdiff_t)tid * per;
+        REAL *Mt = V + 36 * PV;
+        REAL *rb = Mt + 36 * PM;   /* transform scratch */
+        ptrdiff_t t0 = T * tid / nth, t1 = T * (tid + 1) / nth;
+        for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {
+            ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1, nb = b1 - b0;
+            FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, H, W, PH, PW, TH, TW);
+            for (int xi = 0; xi < 36; ++xi)
+                GEMM(0, 0, OC, nb, C, (REAL)1, U + xi * OC * C, C, V + xi * PV, Tb, (REAL)0,
+                     Mt + xi * PM, Tb);
+            FN(wg6_output_block)(y, rb, Mt, PM, bias, relu, b0, b1, Tb, OC, OH, OW, TH, TW);
+        }
+    }
+    fc_blas_threads_end(blas_prev);
+}
+
+/* dweight (and dbias) by the adjoint transforms; tiles split over threads, per-thread partial
+ * dU reduced in thread order (deterministic). */
+static void FN(wg6_backward_weights)(REAL *dweight, REAL *dbias, REAL *workspace, const REAL *dy,
+                                     const REAL *x, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                                     ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
+                                     int n_threads)
+{
+    const ptrdiff_t OH = H + 2 * PH - WG_R + 1, OW = W + 2 * PW - WG_R + 1;
+    const ptrdiff_t TH = (OH + WG_M - 1) / WG_M, TW = (OW + WG_M - 1) / WG_M, T = N * TH * TW;
+    const ptrdiff_t Tb = wg6_block(C, OC), UC = 36 * OC * C;
+    const ptrdiff_t PV = wg6_plane(C, Tb), PM = wg6_plane(OC, Tb);
+    const ptrdiff_t per = wg6_weights_per_thread(C, OC);
+    REAL *U = workspace;
+    int nt = fc_clamp_threads(n_threads, T);
+    int used = 1;
+    int blas_prev = fc_blas_threads_begin(nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int tid = fc_thread_id(), nth = fc_thread_count();
+        if (tid == 0) used = nth;
+        REAL *dWp = workspace + UC + (ptrdiff_t)tid * per;   /* partial dU, then partial db */
+        REAL *dbp = dWp + UC;
+        REAL *V = dbp + OC;
+        REAL *dYh = V + 36 * PV;
+        REAL *rb = dYh + 36 * PM;
+        ptrdiff_t t0 = T * tid / nth, t1 = T * (tid + 1) / nth;
+        for (ptrdiff_t oc = 0; oc < OC; ++oc) dbp[oc] = 0;
+        for (ptrdiff_t i = 0; i < UC; ++i) dWp[i] = 0;
+        for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {
+            ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1, nb = b1 - b0;
+            FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, H, W, PH, PW, TH, TW);
+            FN(wg6_grad_block)(dYh, PM, dbias ? dbp : (REAL *)0, rb, dy, b0, b1, Tb, OC, OH, OW,
+                               TH, TW);
+            /* dU partial (OC, C) += dY^ (OC, nb) @ V^T (nb, C) */
+            for (int xi = 0; xi < 36; ++xi)
+                GEMM(0, 1, OC, C, nb, (REAL)1, dYh + xi * PM, Tb, V + xi * PV, Tb, (REAL)1,
+                     dWp + xi * OC * C, C);
+        }
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (ptrdiff_t i = 0; i < UC; ++i) {
+            REAL s = workspace[UC + i];
+            for (int t = 1; t < nth; ++t) s += workspace[UC + t * per + i];
+            U[i] = s;
+        }
+#pragma omp for schedule(static)
+        for (ptrdiff_t q = 0; q < OC * C; ++q) {   /* dw = G^T dU G */
+            REAL Z[WG_R][6], col[WG_R], g[WG_R];
+            for (int k = 0; k < 6; ++k) {
+                WG_GT(col, U + k * OC * C + q, 6 * OC * C);
+                for (int i = 0; i < WG_R; ++i) Z[i][k] = col[i];
+            }
+            for (int i = 0; i < WG_R; ++i) {
+                WG_GT(g, Z[i], 1);
+                for (int k = 0; k < WG_R; ++k) dweight[(q * WG_R + i) * WG_R + k] = g[k];
+            }
+        }
+    }
+    if (dbias) {
+        for (ptrdiff_t oc = 0; oc < OC; ++oc) {
+            REAL s = workspace[UC + UC + oc];
+            for (int t = 1; t < used; ++t) s += workspace[UC + t * per + UC + oc];
+            dbias[oc] = s;
+        }
+    }
+    fc_blas_threads_end(blas_prev);
+}
+
+/* dx (or NULL), dweight (or NULL), dbias (or NULL). */
+static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspace,
+                             const REAL *dy, const REAL *x, const REAL *weight, ptrdiff_t N,
+                             ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH,
+                             ptrdiff_t PW, int n_threads)
+{
+    const ptrdiff_t OH = H + 2 * PH - WG_R + 1, OW = W + 2 * PW - WG_R + 1, RR = WG_R * WG_R;
+    if (N <= 0) {
+        if (dweight) for (ptrdiff_t i = 0; i < OC * C * RR; ++i) dweight[i] = 0;
+        if (dbias) for (ptrdiff_t i = 0; i < OC; ++i) dbias[i] = 0;
+        return;
+    }
+    if (dweight)
+        FN(wg6_backward_weights)(dweight, dbias, workspace, dy, x, N, C, H, W, OC, PH, PW,
+                                 n_threads);
+    if (!dx) return;
+    /* dx = dy (N, OC, OH, OW) convolved with wf[c][oc] = w[oc][c] rotated 180 degrees, padding
+     * R - 1 - P: its output is (H, W) again. wf goes first in the workspace, the forward's after. */
+    REAL *wf = workspace;
+    for (ptrdiff_t oc = 0; oc < OC; ++oc)
+        for (ptrdiff_t c = 0; c < C; ++c)
+            for (ptrdiff_t k = 0; k < RR; ++k)
+                wf[(c * OC + oc) * RR + k] = weight[(oc * C + c) * RR + RR - 1 - k];
+    FN(wg6_forward)(dx, workspace + RR * OC * C, dy, wf, (const REAL *)0, N, OC, OH, OW, C,
+                    WG_R - 1 - PH, WG_R - 1 - PW, 0, n_threads);
+}
+
+#undef WG_MM
