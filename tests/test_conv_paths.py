@@ -226,7 +226,7 @@ def test_auto_choice():
     assert pick(128, 3, 64, 32) == "direct"            # RGB first layers
     assert pick(100, 3, 64, 32, kernel=5) == "direct"
     assert pick(100, 1, 30, 28, kernel=5) == "im2col"  # one channel: im2col's GEMM is as fast
-    assert pick(8, 3, 96, 227, kernel=11, stride=4) == "im2col"   # direct is stride 1 only
+    assert pick(8, 3, 96, 55, kernel=11, stride=4) == "s2d"   # AlexNet conv1: space-to-depth
     assert pick(100, 64, 128, 15, kernel=5) == "winograd"   # F(2x2,5x5)
     assert pick(8, 96, 256, 27, kernel=5) == "winograd"
     assert pick(1, 96, 256, 27, kernel=5) == "im2col"       # too few tiles for its transforms
@@ -337,3 +337,84 @@ def test_winograd_kernel_sizes_refused(rng):
         F.conv2d(x, randn(rng, (3, 4, 7, 7), np.float32), algorithm="winograd")
     with pytest.raises(ValueError, match="3x3 or 5x5"):
         F.conv2d(x, randn(rng, (3, 4, 5, 3), np.float32), algorithm="winograd")
+
+
+# strided shapes for "s2d" (space-to-depth into a stride-1 convolution): (x, weight, stride, pad)
+S2D_CASES = [
+    ((2, 3, 27, 27), (5, 3, 11, 11), 4, 0),      # AlexNet conv1 in small: 11x11 stride 4
+    ((2, 3, 20, 19), (4, 3, 5, 5), 2, 1),        # kernel not a multiple of the stride
+    ((1, 2, 9, 11), (3, 2, 3, 3), 2, 2),         # padding 2, odd sizes
+    ((2, 3, 15, 16), (4, 3, 7, 7), 3, 3),        # stride 3
+    ((1, 2, 8, 8), (3, 2, 2, 2), 2, 0),          # kernel = stride: a 1x1 inner kernel
+    ((2, 2, 13, 10), (3, 2, 3, 5), (2, 3), (1, 0)),   # per-axis stride, kernel and padding
+]
+S2D_IDS = [f"x{c[0]}-w{c[1]}-s{c[2]}-p{c[3]}".replace(" ", "") for c in S2D_CASES]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", S2D_CASES, ids=S2D_IDS)
+def test_s2d_matches_naive(dtype, case, threads, rng):
+    xs, ws, stride, padding = case
+    x, w, b = randn(rng, xs, dtype), randn(rng, ws, dtype, scale=0.3), randn(rng, ws[0], dtype)
+    with num_threads(threads):
+        for bias, relu in ((b, False), (b, True)):
+            y = F.conv2d(x, w, bias, stride=stride, padding=padding, relu=relu, algorithm="s2d")
+            assert y.flags.c_contiguous
+            assert_close(y, naive.conv2d(x, w, bias, stride, padding, relu), dtype)
+        dy = randn(rng, y.shape, dtype)
+        out = np.full(x.shape, np.nan, dtype)   # every cell of out= must be written
+        got = F.conv2d_backward(dy, x, w, stride=stride, padding=padding, algorithm="s2d",
+                                out=out)
+        assert got[0] is out
+        for g, want in zip(got, naive.conv2d_backward(dy, x, w, stride, padding)):
+            assert g.shape == want.shape and g.dtype == dtype
+            assert_close(g, want, dtype)
+        dx, dw, db = F.conv2d_backward(dy, x, w, stride=stride, padding=padding, need_dx=False,
+                                       need_dbias=False, algorithm="s2d")
+        assert dx is None and db is None
+        assert_close(dw, got[1].astype(np.float64), dtype)
+
+
+@pytest.mark.parametrize("case", [S2D_CASES[i] for i in (1, 3, 5)],
+                         ids=[S2D_IDS[i] for i in (1, 3, 5)])
+def test_s2d_gradients_numerical(case, rng):
+    xs, ws, stride, padding = case
+    x, w, b = rng.standard_normal(xs), 0.3 * rng.standard_normal(ws), rng.standard_normal(ws[0])
+    kw = dict(stride=stride, padding=padding, algorithm="s2d")
+    r = rng.standard_normal(F.conv2d(x, w, b, **kw).shape)
+
+    def loss():
+        return float(np.sum(F.conv2d(x, w, b, **kw) * r))
+
+    dx, dw, db = F.conv2d_backward(r, x, w, **kw)
+    check_gradients(loss, {"x": x, "weight": w, "bias": b}, {"x": dx, "weight": dw, "bias": db})
+
+
+def test_s2d_alexnet_conv1_float32(rng):
+    """AlexNet's conv1 as "auto" runs it (space-to-depth, then F(4x4,3x3) on 48 channels):
+    float32 within 1e-5 of float64 im2col (measured 1.3e-6 to 3.3e-6)."""
+    x = rng.standard_normal((2, 3, 227, 227))
+    w = 0.05 * rng.standard_normal((96, 3, 11, 11))
+    assert F._conv_algorithm("conv2d", "auto", 2, 3, 96, 55, 55, (11, 11), (4, 4),
+                             (0, 0)) == "s2d"
+    y64 = F.conv2d(x, w, None, stride=4, algorithm="im2col")
+    dy = rng.standard_normal(y64.shape)
+    ref = (y64, *F.conv2d_backward(dy, x, w, stride=4, algorithm="im2col"))
+    f32 = [a.astype(np.float32) for a in (x, w, dy)]
+    got = (F.conv2d(f32[0], f32[1], None, stride=4),
+           *F.conv2d_backward(f32[2], f32[0], f32[1], stride=4))
+    for name, g, r in zip(("y", "dx", "dweight", "dbias"), got, ref):
+        assert g.dtype == np.float32
+        err = _rel_err(g, r)
+        assert err <= 1e-5, f"{name}: relative error {err:.3g} > 1e-5"
+
+
+def test_s2d_choice_and_refusal(rng):
+    def pick(c, oc, hw, k, s):
+        return F._conv_algorithm("conv2d", "auto", 8, c, oc, hw, hw, (k, k), (s, s), (0, 0))
+    assert pick(3, 96, 55, 11, 4) == "s2d"        # 3x3 on 48 channels: Winograd
+    assert pick(3, 1, 55, 11, 4) == "im2col"      # one output channel: too thin for Winograd
+    assert pick(16, 32, 14, 3, 2) == "im2col"     # 3x3 stride 2: a 2x2 inner kernel
+    x = randn(rng, (1, 2, 8, 8), np.float32)
+    with pytest.raises(ValueError, match="s2d.*stride above 1"):
+        F.conv2d(x, randn(rng, (3, 2, 3, 3), np.float32), algorithm="s2d")

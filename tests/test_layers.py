@@ -462,3 +462,41 @@ def test_bad_inputs():
     relu(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"dy has shape \(3, 2\)"):
         relu.backward(np.zeros((3, 2)))
+
+
+def test_sequential_runs_relu_in_place_only_where_safe(rng):
+    """After a layer whose backward does not read its output (Conv2D, Affine, BatchNorm,
+    pooling) and before the last layer, Sequential runs ReLU in place: no output or dx buffer of
+    its own, and the same numbers as out of place. After a layer that reads its output (Sigmoid,
+    LRN, ReLU) or as the last layer, ReLU keeps its own buffers; a ReLU called on its own never
+    writes over its input."""
+    x = rng.standard_normal((3, 2, 6, 6))
+
+    def build():
+        r = np.random.default_rng(7)
+        return L.Sequential(L.Conv2D(2, 4, 3, padding=1, dtype=np.float64, rng=r), L.ReLU(),
+                            L.Sigmoid(), L.ReLU(), L.Flatten(),
+                            L.Affine(144, 5, dtype=np.float64, rng=r), L.ReLU())
+    net = build()
+    y = net.forward(x).copy()
+    dy = rng.standard_normal(y.shape)
+    dx = net.backward(dy.copy()).copy()
+    conv, relu1, _, relu2 = net.layers[:4]
+    assert relu1._in_place and not relu2._in_place and not net.layers[-1]._in_place
+    assert relu1._y is conv._work["y"] and "y" not in relu1._work and "dx" not in relu1._work
+    # the same numbers as every layer run on its own, out of place
+    ref = build()
+    h = x
+    for layer in ref.layers:
+        h = layer.forward(h)
+    np.testing.assert_allclose(y, h, rtol=1e-12)
+    g = dy.copy()
+    for layer in reversed(ref.layers):
+        g = layer.backward(g)
+    np.testing.assert_allclose(dx, g, rtol=1e-12)
+    np.testing.assert_allclose(net.layers[0].weight.grad, ref.layers[0].weight.grad, rtol=1e-12)
+    # on its own, after Sequential used it in place, ReLU leaves its input alone
+    a = rng.standard_normal((4, 5))
+    a0 = a.copy()
+    relu1.forward(a)
+    np.testing.assert_array_equal(a, a0)

@@ -28,11 +28,22 @@ class _Activation(Layer):
 
 class ReLU(_Activation):
     """``y = max(x, 0)``; ``dx = dy * [y > 0]`` (the gradient at exactly 0 is taken as 0).
-    NaN inputs stay NaN, so a diverging run shows up in the loss."""
+    NaN inputs stay NaN, so a diverging run shows up in the loss.
+
+    ``inplace`` (set by ``Sequential`` just before it calls ``forward``, where that is safe; see
+    ``Sequential.forward``): y is written over x and, in the matching backward, dx over dy, so
+    the layer keeps no output or gradient buffer of its own. ``forward`` consumes the flag: a
+    later call on its own works out of place again."""
+
+    def __init__(self):
+        super().__init__()
+        self.inplace = False
+        self._in_place = False   # how the last forward ran (its backward does the same)
 
     def forward(self, x):
         x = check_float_input(x, "ReLU")
-        y = self._workspace("y", x.shape, x.dtype)
+        self._in_place, self.inplace = self.inplace, False
+        y = x if self._in_place else self._workspace("y", x.shape, x.dtype)
         np.maximum(x, 0, out=y)
         self._y = y
         return y
@@ -43,7 +54,7 @@ class ReLU(_Activation):
             return None
         mask = self._workspace("mask", dy.shape, np.bool_)
         np.greater(self._y, 0, out=mask)
-        dx = self._workspace("dx", dy.shape, self._y.dtype)
+        dx = dy if self._in_place else self._workspace("dx", dy.shape, self._y.dtype)
         np.multiply(dy, mask, out=dx)
         return dx
 

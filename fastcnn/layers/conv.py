@@ -35,6 +35,8 @@ class Conv2D(Layer):
     from weight decay.
     """
 
+    backward_reads_output = False   # it keeps its input, not y
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  weight_init="he", dtype=np.float32, rng=None):
         super().__init__()

@@ -25,6 +25,8 @@ class Affine(Layer):
     ``need_input_grad`` is False). The bias is excluded from weight decay by default.
     """
 
+    backward_reads_output = False   # it keeps its input, not y
+
     def __init__(self, in_features, out_features, bias=True, weight_init="he",
                  dtype=np.float32, rng=None):
         super().__init__()

@@ -22,6 +22,8 @@ class _BatchNorm(Layer):
     gamma (``weight``) starts at 1 and beta (``bias``) at 0; neither is weight-decayed by default.
     """
 
+    backward_reads_output = False   # it keeps its input, not y
+
     _ndim = None
     _name = "BatchNorm"
 

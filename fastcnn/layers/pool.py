@@ -14,6 +14,7 @@ __all__ = ["MaxPool2D", "AvgPool2D"]
 
 class _Pool2D(Layer):
     _name = "Pool2D"
+    backward_reads_output = False   # it keeps the input shape (and indices), not y
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
@@ -47,6 +48,7 @@ class MaxPool2D(_Pool2D):
     ``stride`` defaults to ``kernel_size``; padded cells never win. Backward routes each ``dy``
     to its window's winner (the first maximum in row-major order on ties).
     """
+
 
     _name = "MaxPool2D"
 
