@@ -188,6 +188,12 @@ void fc_conv2d_direct_backward_weights_f64(double *dweight, double *dbias, doubl
                                            ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH,
                                            ptrdiff_t PW, int n_threads);
 
+/* ---- ReLU (relu.c) ------------------------------------------------------------------------
+ * dx = dy where y > 0, else 0, over n elements; dx may be dy. */
+void fc_relu_backward_f32(float *dx, const float *dy, const float *y, ptrdiff_t n, int n_threads);
+void fc_relu_backward_f64(double *dx, const double *dy, const double *y, ptrdiff_t n,
+                          int n_threads);
+
 /* ---- pooling (pool.c) ---------------------------------------------------------------------
  * x: (P, H, W) with P = N*C planes   y, argmax: (P, OH, OW)
  * argmax[p, i, j] = h*W + w of the winning input cell of plane p (padded cells never win; a NaN

@@ -15,7 +15,8 @@ void FN(fc_adam_update)(REAL *w, REAL *m, REAL *v, const REAL *g, ptrdiff_t n, d
     int nt = n_threads < 1 ? 1 : n_threads;
     (void)nt;
 #if defined(_OPENMP)
-#pragma omp parallel for simd num_threads(nt) schedule(static) if (nt > 1 && n > 65536)
+    /* `if` on the parallel part only: a plain `if` also turns the simd off (scalar Adam) */
+#pragma omp parallel for simd num_threads(nt) schedule(static) if (parallel : nt > 1 && n > 65536)
 #else
 #pragma omp simd
 #endif

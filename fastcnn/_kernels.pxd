@@ -130,6 +130,11 @@ cdef extern from "fastcnn.h" nogil:
                                                ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW,
                                                ptrdiff_t PH, ptrdiff_t PW, int n_threads)
 
+    void fc_relu_backward_f32(float *dx, const float *dy, const float *y, ptrdiff_t n,
+                              int n_threads)
+    void fc_relu_backward_f64(double *dx, const double *dy, const double *y, ptrdiff_t n,
+                              int n_threads)
+
     void fc_max_pool2d_forward_f32(float *y, int32_t *argmax, const float *x, ptrdiff_t P,
                                    ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW,
                                    ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,

@@ -249,6 +249,16 @@ def conv2d_direct_backward_weights(floating[::1] dweight, floating[::1] dbias,  
                                                   PH, PW, n_threads)
 
 
+def relu_backward(floating[::1] dx, const floating[::1] dy, const floating[::1] y,  # dx: OUT
+                  int n_threads):
+    """dx = dy where y > 0, else 0; dx may be dy."""
+    with nogil:
+        if floating is float:
+            fc_relu_backward_f32(_ptr(dx), _cptr(dy), _cptr(y), y.shape[0], n_threads)
+        else:
+            fc_relu_backward_f64(_ptr(dx), _cptr(dy), _cptr(y), y.shape[0], n_threads)
+
+
 def max_pool2d_forward(floating[::1] y, int32_t[::1] argmax,                  # OUT (argmax may be empty)
                        const floating[::1] x,                                 # IN
                        Py_ssize_t P, Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW,

@@ -930,16 +930,21 @@ def relu(x):
     return np.maximum(x, x.dtype.type(0), out=np.empty(x.shape, x.dtype))  # C order always
 
 
-def relu_backward(dy, y):
-    """dL/dx of relu from its output y: dy where y > 0, else 0."""
+def relu_backward(dy, y, out=None):
+    """dL/dx of relu from its output y: dy where y > 0, else 0 (a NaN y or a y <= 0 gives 0).
+
+    out: an optional C-contiguous buffer for dx; it may be dy itself (in place)."""
     fn = "relu_backward"
     dy = _check_array(fn, "dy", dy, range(0, 33))
     y = _check_array(fn, "y", y, range(0, 33))
     _check_same_dtype(fn, "dy", dy, y=y)
     _check_grad_shape(fn, dy, y.shape, "y's")
-    out = np.zeros_like(dy, order="C")
-    np.copyto(out, dy, where=y > 0)
-    return out
+    dx = _out_array(fn, "out", out, dy.shape, dy.dtype)
+    if _backend == "reference" or dy.size == 0:
+        np.copyto(dx, np.where(y > 0, dy, dy.dtype.type(0)))
+        return dx
+    _kernels.relu_backward(_flat(dx), _flat(_contig(dy)), _flat(_contig(y)), get_num_threads())
+    return dx
 
 
 def _check_labels(fn, labels, N, K):

@@ -35,6 +35,25 @@ def test_relu_zero_and_special_values(backend, dtype):
     np.testing.assert_array_equal(dx, [0, 0, 0, 0, 5, 6, 7, 0])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_relu_backward_out_and_in_place(backend, dtype, threads, rng):
+    """out= takes the result, also when it is dy itself (the in-place ReLU layer's use), on
+    arrays large enough to be split over threads; a NaN dy where y <= 0 gives 0 either way."""
+    y = F.relu(randn(rng, (3, 200, 301), dtype))
+    dy = randn(rng, y.shape, dtype)
+    dy.reshape(-1)[::97] = np.nan
+    want = naive.relu_backward(dy, y)
+    with num_threads(threads):
+        out = np.empty_like(dy)
+        assert F.relu_backward(dy, y, out=out) is out
+        np.testing.assert_array_equal(out, want.astype(dtype))
+        inplace = dy.copy()
+        assert F.relu_backward(inplace, y, out=inplace) is inplace
+        np.testing.assert_array_equal(inplace, want.astype(dtype))
+    with pytest.raises(ValueError, match="out must have shape"):
+        F.relu_backward(dy, y, out=np.empty((3, 200), dtype))
+
+
 @pytest.mark.parametrize("kind", LAYOUTS)
 def test_relu_layouts(backend, dtype, kind, rng):
     x = randn(rng, (2, 3, 4, 5), dtype)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 from scipy.special import expit
 
+from fastcnn import functional as F
 from fastcnn.layers.base import Layer, check_float_input
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh"]
@@ -27,24 +28,28 @@ class _Activation(Layer):
 
 
 class ReLU(_Activation):
-    """``y = max(x, 0)``; ``dx = dy * [y > 0]`` (the gradient at exactly 0 is taken as 0).
+    """``y = max(x, 0)``; ``dx = dy`` where ``y > 0``, else 0 (the gradient at exactly 0 is 0).
     NaN inputs stay NaN, so a diverging run shows up in the loss.
 
     ``inplace`` (set by ``Sequential`` just before it calls ``forward``, where that is safe; see
     ``Sequential.forward``): y is written over x and, in the matching backward, dx over dy, so
-    the layer keeps no output or gradient buffer of its own. ``forward`` consumes the flag: a
-    later call on its own works out of place again."""
+    the layer keeps no output or gradient buffer of its own. With ``input_rectified`` too (the
+    previous layer, a Conv2D, applied max(., 0) in its own epilogue) forward only records its
+    input. ``forward`` consumes both flags: a later call on its own works as usual."""
 
     def __init__(self):
         super().__init__()
         self.inplace = False
+        self.input_rectified = False   # set with inplace when the previous layer fused max(., 0)
         self._in_place = False   # how the last forward ran (its backward does the same)
 
     def forward(self, x):
         x = check_float_input(x, "ReLU")
         self._in_place, self.inplace = self.inplace, False
+        rectified, self.input_rectified = self.input_rectified and self._in_place, False
         y = x if self._in_place else self._workspace("y", x.shape, x.dtype)
-        np.maximum(x, 0, out=y)
+        if not rectified:
+            np.maximum(x, 0, out=y)
         self._y = y
         return y
 
@@ -52,11 +57,8 @@ class ReLU(_Activation):
         self._check_dy(dy, self._y)
         if not self.need_input_grad:
             return None
-        mask = self._workspace("mask", dy.shape, np.bool_)
-        np.greater(self._y, 0, out=mask)
         dx = dy if self._in_place else self._workspace("dx", dy.shape, self._y.dtype)
-        np.multiply(dy, mask, out=dx)
-        return dx
+        return F.relu_backward(dy, self._y, out=dx)   # one threaded pass, in place or not
 
 
 class LeakyReLU(_Activation):

@@ -281,11 +281,18 @@ class Sequential(Layer):
         # layer's own output buffer that this layer's backward will not read, and its dy will be
         # the next layer's own dx buffer (it is not the last layer): then it keeps no output and
         # dx buffers of its own, as PyTorch's inplace ReLU (DeepConvNet's step: -34 MB).
+        # A convolution followed by such a ReLU applies max(., 0) in its own epilogue (its
+        # `fuse_relu`), and the ReLU then only records the array: one pass over the activations
+        # fewer.
         last = len(self.layers) - 1
         self._inputs = []   # (shape, dtype) each layer got: the shape of its dx
         for i, layer in enumerate(self.layers):
             if hasattr(layer, "inplace"):
                 layer.inplace = (0 < i < last and not self.layers[i - 1].backward_reads_output)
+            nxt = self.layers[i + 1] if i < last else None
+            if hasattr(layer, "fuse_relu") and hasattr(nxt, "input_rectified"):
+                fuse = i + 1 < last and not layer.backward_reads_output
+                layer.fuse_relu = nxt.input_rectified = fuse
             self._inputs.append((x.shape, x.dtype))
             x = layer.forward(x)
         return x

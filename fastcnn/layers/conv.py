@@ -55,14 +55,18 @@ class Conv2D(Layer):
                          kernel_size=kernel_size, stride=stride, padding=padding, bias=bool(bias),
                          weight_init=init.config_of(weight_init), dtype=dtype.name)
         self._x = None
+        # set by Sequential just before forward when a ReLU follows in place: the kernels'
+        # epilogue applies it, and the ReLU layer only records the result
+        self.fuse_relu = False
 
     def forward(self, x):
         # x: (N, C, H, W) -> y: (N, OC, OH, OW)
         x = check_float_input(x, "Conv2D", self.weight.dtype, ndim=4)
         self._x = x
         oshape = x.shape[:1] + self.output_shape(x.shape[1:])
+        relu, self.fuse_relu = self.fuse_relu, False   # consumed: a call on its own is plain
         return F.conv2d(x, self.weight.data, None if self.bias is None else self.bias.data,
-                        stride=self.stride, padding=self.padding,
+                        stride=self.stride, padding=self.padding, relu=relu,
                         out=self._workspace("y", oshape, x.dtype))
 
     def backward(self, dy):
