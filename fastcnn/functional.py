@@ -234,8 +234,9 @@ def _tiles(N, OH, OW, m):
 
 def _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, kernel, stride, padding,
                     allow_direct=True):
-    """The kernel family to run: "im2col" (any shape), "direct" (stride 1), or for 3x3 stride-1
-    layers "winograd" (F(2x2,3x3)) or "winograd4" (F(4x4,3x3)).
+    """The kernel family to run: "im2col" (any shape), "direct" (stride 1), "winograd"
+    (F(2x2,3x3) or F(2x2,5x5): 3x3 or 5x5 kernels, stride 1), "winograd4" (F(4x4,3x3)), or "s2d"
+    (stride > 1, rewritten into a stride-1 convolution run by one of the others).
 
     "auto" picks what measured fastest (Zen 4, fwd+bwd, float32, 1 and 2 threads; the study's
     layer shapes). "direct" for stride-1 layers with 2..4 input channels (an RGB first layer:
@@ -249,8 +250,9 @@ def _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, kernel, stride, padding,
     gain too little from it), and there are enough tiles for its larger weight transforms
     (36*OC*C): tiles4*(C+OC) >= 4*C*OC. "s2d" for strided layers whose space-to-depth
     rewrite (see _s2d_input) is a 3x3 or 5x5 stride-1 layer that takes Winograd (AlexNet's
-    11x11 stride-4 conv1 becomes a 3x3 conv on 48 channels: 1.9x fewer multiplications with
-    F(2x2,3x3)). allow_direct=False: the best of the others.
+    11x11 stride-4 conv1 becomes a 3x3 conv on 48 channels, which F(4x4,3x3) computes with 3.4x
+    fewer multiplications than im2col needs for the original). allow_direct=False: the best of the
+    others.
     """
     if algorithm not in _CONV_ALGORITHMS:
         raise ValueError(f"{fn}: algorithm must be one of {_CONV_ALGORITHMS}, got {algorithm!r}")
@@ -311,7 +313,7 @@ def _conv_checks(fn, x, weight, stride, padding, algorithm="auto"):
     _check_size(fn, "the output", N * OC * P, x.itemsize)
     _check_size(fn, "the im2col workspace", nt * (K * P + OC * K + OC), x.itemsize)
     used = {algorithm}
-    if algorithm == "direct":   # its backward leaves dx to the best GEMM-based kernel
+    if algorithm == "direct":   # below 3 input channels its backward leaves dx to another
         used.add(_conv_algorithm(fn, "auto", N, C, OC, OH, OW, (KH, KW), stride, padding,
                                  allow_direct=False))
     for wino in used & set(_WINOGRAD):
