@@ -41,7 +41,7 @@ const char *fc_simd_level(void)
 }
 
 /* The best dispatched variant the CPU runs and this build has (simd.h), found once. */
-int fc_simd_supported(void)
+static int simd_detect(void)
 {
 #if FC_X86_VARIANTS
     __builtin_cpu_init();
@@ -51,6 +51,15 @@ int fc_simd_supported(void)
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return FC_SIMD_AVX2;
 #endif
     return FC_SIMD_PORTABLE;
+}
+
+/* Racing first calls all store the same value, so no lock is needed. */
+static int g_simd_best = -1;
+
+int fc_simd_supported(void)
+{
+    if (g_simd_best < 0) g_simd_best = simd_detect();
+    return g_simd_best;
 }
 
 static int g_simd_cap = FC_SIMD_AVX512;

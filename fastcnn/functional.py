@@ -518,7 +518,7 @@ def _conv_backward_kernel(algorithm, dx, dweight, dbias, dy, x, weight, stride, 
     N, C, H, W = x.shape
     OC, _, KH, KW = weight.shape
     dt = x.dtype
-    dx_, dw_, db_ = (_flat(a) if a is not None else np.empty(0, dt) for a in (dx, dweight, dbias))
+    dx_, dw_, db_ = (_flat(_empty_or(a, dt)) for a in (dx, dweight, dbias))
     if algorithm in _WINOGRAD:
         variant = _winograd_variant(algorithm, KH)
         ws = _workspace(_kernels.conv2d_winograd_backward_workspace(variant, C, H, W, *padding,
