@@ -3,6 +3,8 @@
  * backward-data and backward-weights, any padding. 2.25x fewer multiplications than im2col; the
  * elementwise stage becomes 16 GEMMs over channels. The type-generic body is in winograd_impl.h,
  * included once per dtype; conventions as conv.c (outputs first, fc_ prefix, 64-bit sizes). */
+#include <string.h>
+
 #include "fastcnn.h"
 #include "parallel.h"
 

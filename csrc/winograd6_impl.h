@@ -31,23 +31,62 @@
 
 #define WG_MM (WG_M * WG_M)
 
-/* U[xi][oc][c] = (G g G^T)[xi] for every (oc, c) of w (OC, C, R, R). */
-static void FN(wg6_weight_transform)(REAL *restrict U, const REAL *restrict w, ptrdiff_t OC,
-                                     ptrdiff_t C)
+/* U[xi][q] = (G g_q G^T)[xi] for the filters q = oc*C + c of w (OC, C, R, R); plane = OC*C.
+ * Chunk by chunk, as winograd_impl.h's (same reason). */
+static void FN(wg6_weight_transform)(REAL *restrict U, const REAL *restrict w, ptrdiff_t plane)
 {
-    const ptrdiff_t plane = OC * C;
-    for (ptrdiff_t q = 0; q < plane; ++q) {
-        const REAL *g = w + q * WG_R * WG_R;
-        REAL t[6][WG_R], col[6], u[6];
-        for (int j = 0; j < WG_R; ++j) {   /* G g: column j */
-            WG_G(col, g + j, WG_R);
-            for (int i = 0; i < 6; ++i) t[i][j] = col[i];
+    REAL g[WG_R * WG_R][WG_WCHUNK], u[36][WG_WCHUNK];
+    for (ptrdiff_t q0 = 0; q0 < plane; q0 += WG_WCHUNK) {
+        const ptrdiff_t n = plane - q0 < WG_WCHUNK ? plane - q0 : WG_WCHUNK;
+        for (ptrdiff_t j = 0; j < n; ++j)
+            for (int k = 0; k < WG_R * WG_R; ++k) g[k][j] = w[(q0 + j) * WG_R * WG_R + k];
+#pragma omp simd
+        for (ptrdiff_t j = 0; j < n; ++j) {
+            REAL t[6][WG_R], col[6], r[WG_R], o[6];
+            for (int k = 0; k < WG_R; ++k) {   /* G g: column k */
+                for (int i = 0; i < WG_R; ++i) r[i] = g[i * WG_R + k][j];
+                WG_G(col, r, 1);
+                for (int i = 0; i < 6; ++i) t[i][k] = col[i];
+            }
+            for (int i = 0; i < 6; ++i) {      /* (G g) G^T: row i */
+                WG_G(o, t[i], 1);
+                for (int k = 0; k < 6; ++k) u[i * 6 + k][j] = o[k];
+            }
         }
-        for (int i = 0; i < 6; ++i) {      /* (G g) G^T: row i */
-            WG_G(u, t[i], 1);
-            for (int k = 0; k < 6; ++k) U[(i * 6 + k) * plane + q] = u[k];
+        for (int xi = 0; xi < 36; ++xi) memcpy(U + xi * plane + q0, u[xi], n * sizeof(REAL));
+    }
+}
+
+/* dw_q = G^T dU_q G for the chunk of filters [q0, q0 + n), n <= WG_WCHUNK, from the partial dU
+ * of nparts threads (36 planes each, part apart) summed in thread order (deterministic). */
+static void FN(wg6_weight_adjoint)(REAL *restrict dw, const REAL *restrict dU, ptrdiff_t plane,
+                                   int nparts, ptrdiff_t part, ptrdiff_t q0, ptrdiff_t n)
+{
+    REAL x[36][WG_WCHUNK], g[WG_R * WG_R][WG_WCHUNK];
+    for (int xi = 0; xi < 36; ++xi) {
+        const REAL *src = dU + xi * plane + q0;
+        for (ptrdiff_t j = 0; j < n; ++j) x[xi][j] = src[j];
+        for (int t = 1; t < nparts; ++t) {
+            const REAL *more = src + t * part;
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < n; ++j) x[xi][j] += more[j];
         }
     }
+#pragma omp simd
+    for (ptrdiff_t j = 0; j < n; ++j) {
+        REAL Z[WG_R][6], c6[6], col[WG_R], o[WG_R];
+        for (int k = 0; k < 6; ++k) {   /* G^T X: column k */
+            for (int i = 0; i < 6; ++i) c6[i] = x[i * 6 + k][j];
+            WG_GT(col, c6, 1);
+            for (int i = 0; i < WG_R; ++i) Z[i][k] = col[i];
+        }
+        for (int i = 0; i < WG_R; ++i) {   /* (G^T X) G: row i */
+            WG_GT(o, Z[i], 1);
+            for (int k = 0; k < WG_R; ++k) g[i * WG_R + k][j] = o[k];
+        }
+    }
+    for (ptrdiff_t j = 0; j < n; ++j)
+        for (int k = 0; k < WG_R * WG_R; ++k) dw[(q0 + j) * WG_R * WG_R + k] = g[k][j];
 }
 
 /* The transforms below run over whole blocks of tiles, one 1-D transform per loop over the
@@ -256,7 +295,7 @@ static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL 
     if (N <= 0 || OH <= 0 || OW <= 0) return;
     /* tiles, not images, are split: a batch smaller than the thread count still uses them all */
     int nt = fc_clamp_threads(n_threads, T);
-    FN(wg6_weight_transform)(U, weight, OC, C);   /* before the region: no barrier inside */
+    FN(wg6_weight_transform)(U, weight, OC * C);   /* before the region: no barrier inside */
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -278,7 +317,7 @@ static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL 
 }
 
 /* dweight (and dbias) by the adjoint transforms; tiles split over threads, per-thread partial
- * dU reduced in thread order (deterministic). */
+ * dU (the workspace holds nothing else) reduced in thread order (deterministic). */
 static void FN(wg6_backward_weights)(REAL *dweight, REAL *dbias, REAL *workspace, const REAL *dy,
                                      const REAL *x, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
                                      ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
@@ -289,7 +328,6 @@ static void FN(wg6_backward_weights)(REAL *dweight, REAL *dbias, REAL *workspace
     const ptrdiff_t Tb = wg6_block(C, OC), UC = 36 * OC * C;
     const ptrdiff_t PV = wg6_plane(C, Tb), PM = wg6_plane(OC, Tb);
     const ptrdiff_t per = wg6_weights_per_thread(C, OC);
-    REAL *U = workspace;
     int nt = fc_clamp_threads(n_threads, T);
     int used = 1;
     int blas_prev = fc_blas_threads_begin(nt);
@@ -297,14 +335,15 @@ static void FN(wg6_backward_weights)(REAL *dweight, REAL *dbias, REAL *workspace
     {
         int tid = fc_thread_id(), nth = fc_thread_count();
         if (tid == 0) used = nth;
-        REAL *dWp = workspace + UC + (ptrdiff_t)tid * per;   /* partial dU, then partial db */
+        REAL *dWp = workspace + (ptrdiff_t)tid * per;   /* partial dU, then partial db */
         REAL *dbp = dWp + UC;
         REAL *V = dbp + OC;
         REAL *dYh = V + 36 * PV;
         REAL *rb = dYh + 36 * PM;
         ptrdiff_t t0 = T * tid / nth, t1 = T * (tid + 1) / nth;
         for (ptrdiff_t oc = 0; oc < OC; ++oc) dbp[oc] = 0;
-        for (ptrdiff_t i = 0; i < UC; ++i) dWp[i] = 0;
+        /* the first block's GEMMs overwrite the partial dU: no 36*OC*C zeroing pass */
+        if (t0 == t1) for (ptrdiff_t i = 0; i < UC; ++i) dWp[i] = 0;
         for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {
             ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1, nb = b1 - b0;
             FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, H, W, PH, PW, TH, TW);
@@ -312,33 +351,20 @@ static void FN(wg6_backward_weights)(REAL *dweight, REAL *dbias, REAL *workspace
                                TH, TW);
             /* dU partial (OC, C) += dY^ (OC, nb) @ V^T (nb, C) */
             for (int xi = 0; xi < 36; ++xi)
-                GEMM(0, 1, OC, C, nb, (REAL)1, dYh + xi * PM, Tb, V + xi * PV, Tb, (REAL)1,
-                     dWp + xi * OC * C, C);
+                GEMM(0, 1, OC, C, nb, (REAL)1, dYh + xi * PM, Tb, V + xi * PV, Tb,
+                     b0 == t0 ? (REAL)0 : (REAL)1, dWp + xi * OC * C, C);
         }
 #pragma omp barrier
+        /* dw = G^T dU G, the threads' partials summed chunk by chunk as it goes */
 #pragma omp for schedule(static)
-        for (ptrdiff_t i = 0; i < UC; ++i) {
-            REAL s = workspace[UC + i];
-            for (int t = 1; t < nth; ++t) s += workspace[UC + t * per + i];
-            U[i] = s;
-        }
-#pragma omp for schedule(static)
-        for (ptrdiff_t q = 0; q < OC * C; ++q) {   /* dw = G^T dU G */
-            REAL Z[WG_R][6], col[WG_R], g[WG_R];
-            for (int k = 0; k < 6; ++k) {
-                WG_GT(col, U + k * OC * C + q, 6 * OC * C);
-                for (int i = 0; i < WG_R; ++i) Z[i][k] = col[i];
-            }
-            for (int i = 0; i < WG_R; ++i) {
-                WG_GT(g, Z[i], 1);
-                for (int k = 0; k < WG_R; ++k) dweight[(q * WG_R + i) * WG_R + k] = g[k];
-            }
-        }
+        for (ptrdiff_t q0 = 0; q0 < OC * C; q0 += WG_WCHUNK)
+            FN(wg6_weight_adjoint)(dweight, workspace, OC * C, nth, per, q0,
+                                   OC * C - q0 < WG_WCHUNK ? OC * C - q0 : WG_WCHUNK);
     }
     if (dbias) {
         for (ptrdiff_t oc = 0; oc < OC; ++oc) {
-            REAL s = workspace[UC + UC + oc];
-            for (int t = 1; t < used; ++t) s += workspace[UC + t * per + UC + oc];
+            REAL s = workspace[UC + oc];
+            for (int t = 1; t < used; ++t) s += workspace[t * per + UC + oc];
             dbias[oc] = s;
         }
     }

@@ -5,33 +5,69 @@
  * data: 16 planes xi = 4*row + col of (channels, tiles of a block), so .* is 16 GEMMs. */
 #include "wg_segments.h"
 
-/* U[xi][oc][c] = (G g G^T)[xi] for every (oc, c); rows [oc0, oc1). */
-static void FN(wg_weight_transform)(REAL *restrict U, const REAL *restrict w, ptrdiff_t OC,
-                                    ptrdiff_t C, ptrdiff_t oc0, ptrdiff_t oc1)
+/* U[xi][q] = (G g_q G^T)[xi] for the filters q = oc*C + c of w (OC, C, 3, 3); plane = OC*C. */
+static void FN(wg_weight_transform)(REAL *restrict U, const REAL *restrict w, ptrdiff_t plane)
 {
-    const ptrdiff_t plane = OC * C;
-    for (ptrdiff_t oc = oc0; oc < oc1; ++oc) {
-        for (ptrdiff_t c = 0; c < C; ++c) {
-            const REAL *g = w + (oc * C + c) * 9;
-            REAL t[4][3], u[4][4];
-            for (int j = 0; j < 3; ++j) {
-                REAL g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
-                t[0][j] = g0;
-                t[1][j] = (REAL)0.5 * (g0 + g1 + g2);
-                t[2][j] = (REAL)0.5 * (g0 - g1 + g2);
-                t[3][j] = g2;
+    REAL g[9][WG_WCHUNK], u[16][WG_WCHUNK];
+    for (ptrdiff_t q0 = 0; q0 < plane; q0 += WG_WCHUNK) {
+        const ptrdiff_t n = plane - q0 < WG_WCHUNK ? plane - q0 : WG_WCHUNK;
+        for (ptrdiff_t j = 0; j < n; ++j)
+            for (int k = 0; k < 9; ++k) g[k][j] = w[(q0 + j) * 9 + k];
+#pragma omp simd
+        for (ptrdiff_t j = 0; j < n; ++j) {
+            REAL t[4][3];
+            for (int k = 0; k < 3; ++k) {   /* G g: column k */
+                const REAL g0 = g[k][j], g1 = g[3 + k][j], g2 = g[6 + k][j];
+                t[0][k] = g0;
+                t[1][k] = (REAL)0.5 * (g0 + g1 + g2);
+                t[2][k] = (REAL)0.5 * (g0 - g1 + g2);
+                t[3][k] = g2;
             }
-            for (int i = 0; i < 4; ++i) {
-                REAL a = t[i][0], b = t[i][1], cc = t[i][2];
-                u[i][0] = a;
-                u[i][1] = (REAL)0.5 * (a + b + cc);
-                u[i][2] = (REAL)0.5 * (a - b + cc);
-                u[i][3] = cc;
+            for (int i = 0; i < 4; ++i) {   /* (G g) G^T: row i */
+                const REAL a = t[i][0], b = t[i][1], c = t[i][2];
+                u[i * 4 + 0][j] = a;
+                u[i * 4 + 1][j] = (REAL)0.5 * (a + b + c);
+                u[i * 4 + 2][j] = (REAL)0.5 * (a - b + c);
+                u[i * 4 + 3][j] = c;
             }
-            for (int i = 0; i < 4; ++i)
-                for (int k = 0; k < 4; ++k) U[(i * 4 + k) * plane + oc * C + c] = u[i][k];
+        }
+        for (int xi = 0; xi < 16; ++xi) memcpy(U + xi * plane + q0, u[xi], n * sizeof(REAL));
+    }
+}
+
+/* dw_q = G^T dU_q G (the adjoint of the above) for the filters of the chunk [q0, q0 + n), n <=
+ * WG_WCHUNK, from the partial dU of nparts threads (16 planes each, part apart), summed in
+ * thread order (deterministic). */
+static void FN(wg_weight_adjoint)(REAL *restrict dw, const REAL *restrict dU, ptrdiff_t plane,
+                                  int nparts, ptrdiff_t part, ptrdiff_t q0, ptrdiff_t n)
+{
+    REAL x[16][WG_WCHUNK], g[9][WG_WCHUNK];
+    for (int xi = 0; xi < 16; ++xi) {
+        const REAL *src = dU + xi * plane + q0;
+        for (ptrdiff_t j = 0; j < n; ++j) x[xi][j] = src[j];
+        for (int t = 1; t < nparts; ++t) {
+            const REAL *more = src + t * part;
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < n; ++j) x[xi][j] += more[j];
         }
     }
+#pragma omp simd
+    for (ptrdiff_t j = 0; j < n; ++j) {
+        REAL Z[3][4];
+        for (int k = 0; k < 4; ++k) {   /* G^T X: column k */
+            const REAL x0 = x[k][j], x1 = x[4 + k][j], x2 = x[8 + k][j], x3 = x[12 + k][j];
+            Z[0][k] = x0 + (REAL)0.5 * (x1 + x2);
+            Z[1][k] = (REAL)0.5 * (x1 - x2);
+            Z[2][k] = (REAL)0.5 * (x1 + x2) + x3;
+        }
+        for (int i = 0; i < 3; ++i) {   /* (G^T X) G: row i */
+            g[i * 3 + 0][j] = Z[i][0] + (REAL)0.5 * (Z[i][1] + Z[i][2]);
+            g[i * 3 + 1][j] = (REAL)0.5 * (Z[i][1] - Z[i][2]);
+            g[i * 3 + 2][j] = (REAL)0.5 * (Z[i][1] + Z[i][2]) + Z[i][3];
+        }
+    }
+    for (ptrdiff_t j = 0; j < n; ++j)
+        for (int k = 0; k < 9; ++k) dw[(q0 + j) * 9 + k] = g[k][j];
 }
 
 /* V[xi][c][j] = (B^T d_j B)[xi] for len tiles whose 4x4 inputs are rows r0..r3, columns
@@ -305,7 +341,7 @@ void FN(fc_conv2d_winograd_forward)(REAL *y, REAL *workspace, const REAL *x, con
     int nt = fc_clamp_threads(n_threads, T);
     /* The weight transform (16*OC*C, small) runs before the parallel region: no barrier inside,
      * which matters when a core is shared and a waiting thread sleeps. */
-    FN(wg_weight_transform)(U, weight, OC, C, 0, OC);
+    FN(wg_weight_transform)(U, weight, OC * C);
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -345,7 +381,7 @@ void FN(fc_conv2d_winograd_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL 
     /* Whole images per thread: the dx overlap-add of neighbouring tiles then never races. */
     int nt = fc_clamp_threads(n_threads, N);
     int used = 1;
-    if (dx) FN(wg_weight_transform)(U, weight, OC, C, 0, OC);   /* before the region, as forward */
+    if (dx) FN(wg_weight_transform)(U, weight, OC * C);   /* before the region, as forward */
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -357,9 +393,10 @@ void FN(fc_conv2d_winograd_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL 
         REAL *dbp = dWp + UC;
         REAL *rb = dbp + OC;
         ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
-        for (ptrdiff_t oc = 0; oc < OC; ++oc) dbp[oc] = 0;
-        for (ptrdiff_t i = 0; i < UC; ++i) dWp[i] = 0;
         ptrdiff_t t0 = n0 * Timg, t1 = n1 * Timg;
+        for (ptrdiff_t oc = 0; oc < OC; ++oc) dbp[oc] = 0;
+        /* the first block's GEMMs overwrite the partial dW^: no 16*OC*C zeroing pass */
+        if (dweight && t0 == t1) for (ptrdiff_t i = 0; i < UC; ++i) dWp[i] = 0;
         ptrdiff_t n_zeroed = n0;   /* images of dx [n0, n_zeroed) are zeroed */
         for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {
             ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1, nb = b1 - b0;
@@ -369,7 +406,7 @@ void FN(fc_conv2d_winograd_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL 
                 /* dW^ partial (OC, C) += dY^ (OC, nb) @ V^T (nb, C) */
                 if (dweight)
                     GEMM(0, 1, OC, C, nb, (REAL)1, dYh + xi * PM, Tb, V + xi * PV, Tb,
-                         (REAL)1, dWp + xi * OC * C, C);
+                         b0 == t0 ? (REAL)0 : (REAL)1, dWp + xi * OC * C, C);
                 /* dV (C, nb) = U^T (C, OC) @ dY^ (OC, nb), written over V (already consumed) */
                 if (dx)
                     GEMM(1, 0, C, nb, OC, (REAL)1, U + xi * OC * C, C, dYh + xi * PM, Tb,
@@ -386,29 +423,12 @@ void FN(fc_conv2d_winograd_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL 
             }
         }
 #pragma omp barrier
-        /* Reduce the partials in thread order (deterministic) into U, then dW = G^T dW^ G. */
+        /* dW = G^T dW^ G, the threads' partials dW^ summed chunk by chunk as it goes */
+        const ptrdiff_t nq = dweight ? OC * C : 0;
 #pragma omp for schedule(static)
-        for (ptrdiff_t i = 0; i < (dweight ? UC : 0); ++i) {
-            REAL s = workspace[UC + 16 * (PV + PM) + i];
-            for (int t = 1; t < nth; ++t) s += workspace[UC + t * per + 16 * (PV + PM) + i];
-            U[i] = s;
-        }
-#pragma omp for schedule(static)
-        for (ptrdiff_t q = 0; q < (dweight ? OC * C : 0); ++q) {
-            REAL X[4][4], Z[3][4];
-            for (int i = 0; i < 16; ++i) X[i / 4][i % 4] = U[i * OC * C + q];
-            for (int k = 0; k < 4; ++k) {
-                Z[0][k] = X[0][k] + (REAL)0.5 * (X[1][k] + X[2][k]);
-                Z[1][k] = (REAL)0.5 * (X[1][k] - X[2][k]);
-                Z[2][k] = (REAL)0.5 * (X[1][k] + X[2][k]) + X[3][k];
-            }
-            REAL *g = dweight + q * 9;
-            for (int i = 0; i < 3; ++i) {
-                g[i * 3 + 0] = Z[i][0] + (REAL)0.5 * (Z[i][1] + Z[i][2]);
-                g[i * 3 + 1] = (REAL)0.5 * (Z[i][1] - Z[i][2]);
-                g[i * 3 + 2] = (REAL)0.5 * (Z[i][1] + Z[i][2]) + Z[i][3];
-            }
-        }
+        for (ptrdiff_t q0 = 0; q0 < nq; q0 += WG_WCHUNK)
+            FN(wg_weight_adjoint)(dweight, workspace + UC + 16 * (PV + PM), OC * C, nth, per, q0,
+                                  nq - q0 < WG_WCHUNK ? nq - q0 : WG_WCHUNK);
     }
     if (dbias) {
         const ptrdiff_t off = UC + 16 * (PV + PM) + UC;
