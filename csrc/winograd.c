@@ -2,11 +2,13 @@
  * "Fast Algorithms for Convolutional Neural Networks", CVPR 2016 / arXiv:1509.09308): forward,
  * backward-data and backward-weights, any padding. 2.25x fewer multiplications than im2col; the
  * elementwise stage becomes 16 GEMMs over channels. The type-generic body is in winograd_impl.h,
- * included once per dtype; conventions as conv.c (outputs first, fc_ prefix, 64-bit sizes). */
+ * included once per (dtype, instruction set); conventions as conv.c (outputs first, fc_ prefix,
+ * 64-bit sizes). */
 #include <string.h>
 
 #include "fastcnn.h"
 #include "parallel.h"
+#include "simd.h"
 
 /* Elements a block's transformed planes may take; tuned on Zen 4 (1 MB L2 per core). */
 #ifndef FC_WG_BLOCK_ELEMS
@@ -60,18 +62,44 @@ ptrdiff_t fc_conv2d_winograd_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdif
     return 16 * OC * C + (ptrdiff_t)(n_threads < 1 ? 1 : n_threads) * per;
 }
 
-#define REAL float
-#define FN(name) name##_f32
-#define GEMM fc_gemm_f32
-#include "winograd_impl.h"
-#undef REAL
-#undef FN
-#undef GEMM
+/* ---- instantiations: each dtype once per instruction set (the transforms are vectorised loops:
+ * 4-lane SSE code on the x86-64 baseline), picked at run time by fc_simd_active() ----------- */
+#if FC_X86_VARIANTS
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
+#define WG_ISA avx512
+#include "winograd_variants.h"
+#undef WG_ISA
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define WG_ISA avx2
+#include "winograd_variants.h"
+#undef WG_ISA
+#pragma GCC pop_options
+#endif
+#define WG_ISA portable
+#include "winograd_variants.h"
+#undef WG_ISA
 
-#define REAL double
-#define FN(name) name##_f64
-#define GEMM fc_gemm_f64
-#include "winograd_impl.h"
-#undef REAL
-#undef FN
-#undef GEMM
+#define WG_PUBLIC(real, sfx)                                                                   \
+    void fc_conv2d_winograd_forward_##sfx(real *y, real *workspace, const real *x,             \
+                                          const real *weight, const real *bias, ptrdiff_t N,   \
+                                          ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,  \
+                                          ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads) \
+    {                                                                                          \
+        FC_SIMD_DISPATCH(wg_forward, sfx, (y, workspace, x, weight, bias, N, C, H, W, OC, PH,  \
+                                           PW, relu, n_threads));                              \
+    }                                                                                          \
+    void fc_conv2d_winograd_backward_##sfx(real *dx, real *dweight, real *dbias,               \
+                                           real *workspace, const real *dy, const real *x,     \
+                                           const real *weight, ptrdiff_t N, ptrdiff_t C,       \
+                                           ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,              \
+                                           ptrdiff_t PH, ptrdiff_t PW, int n_threads)          \
+    {                                                                                          \
+        FC_SIMD_DISPATCH(wg_backward, sfx, (dx, dweight, dbias, workspace, dy, x, weight, N,   \
+                                            C, H, W, OC, PH, PW, n_threads));                  \
+    }
+
+WG_PUBLIC(float, f32)
+WG_PUBLIC(double, f64)

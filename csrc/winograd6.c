@@ -9,6 +9,7 @@
 
 #include "fastcnn.h"
 #include "parallel.h"
+#include "simd.h"
 
 /* Elements a block's transformed planes may take; tuned on Zen 4 (1 MB L2 per core): twice this
  * scaled worse at 2 threads (16->16 on 28x28: 8.7 ms instead of 5.8). */
@@ -156,63 +157,30 @@ ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdi
         o[4] = b_ + ((REAL)16 * v4 - v3) / (REAL)15 + v5;                                     \
     } while (0)
 
-/* ---- instantiations: FN adds the dtype and the variant ---------------------------------------- */
+/* ---- instantiations: every (dtype, variant) once per instruction set --------------------------
+ * The transforms are loops the compiler vectorises; built for the x86-64 baseline alone they ran
+ * on 4-lane SSE vectors and were 60% of a 16->16 layer's forward. winograd6_variants.h holds the
+ * four (dtype, variant) instantiations; WG_ISA names the instruction set in every function. */
+#if FC_X86_VARIANTS
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
+#define WG_ISA avx512
+#include "winograd6_variants.h"
+#undef WG_ISA
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define WG_ISA avx2
+#include "winograd6_variants.h"
+#undef WG_ISA
+#pragma GCC pop_options
+#endif
+#define WG_ISA portable
+#include "winograd6_variants.h"
+#undef WG_ISA
 
-#define REAL float
-#define GEMM fc_gemm_f32
-#define WG_M 4
-#define WG_R 3
-#define WG_AT WG_AT_43
-#define WG_A WG_A_43
-#define WG_G WG_G_43
-#define WG_GT WG_GT_43
-#define FN(name) name##_f32_43
-#include "winograd6_impl.h"
-#undef FN
-#undef REAL
-#undef GEMM
-#define REAL double
-#define GEMM fc_gemm_f64
-#define FN(name) name##_f64_43
-#include "winograd6_impl.h"
-#undef FN
-#undef REAL
-#undef GEMM
-#undef WG_M
-#undef WG_R
-#undef WG_AT
-#undef WG_A
-#undef WG_G
-#undef WG_GT
-
-#define WG_M 2
-#define WG_R 5
-#define WG_AT WG_AT_25
-#define WG_A WG_A_25
-#define WG_G WG_G_25
-#define WG_GT WG_GT_25
-#define REAL float
-#define GEMM fc_gemm_f32
-#define FN(name) name##_f32_25
-#include "winograd6_impl.h"
-#undef FN
-#undef REAL
-#undef GEMM
-#define REAL double
-#define GEMM fc_gemm_f64
-#define FN(name) name##_f64_25
-#include "winograd6_impl.h"
-#undef FN
-#undef REAL
-#undef GEMM
-#undef WG_M
-#undef WG_R
-#undef WG_AT
-#undef WG_A
-#undef WG_G
-#undef WG_GT
-
-/* ---- the public entry points: R picks the variant (3: F(4x4,3x3), 5: F(2x2,5x5)) ------------ */
+/* ---- the public entry points: R picks the variant (3: F(4x4,3x3), 5: F(2x2,5x5)), then
+ * fc_simd_active() the instruction set ---------------------------------------------------------- */
 #define WG6_PUBLIC(real, sfx)                                                                  \
     void fc_conv2d_winograd6_forward_##sfx(ptrdiff_t R, real *y, real *workspace,              \
                                            const real *x, const real *weight,                  \
@@ -222,11 +190,11 @@ ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdi
                                            int n_threads)                                      \
     {                                                                                          \
         if (R == 5)                                                                            \
-            wg6_forward_##sfx##_25(y, workspace, x, weight, bias, N, C, H, W, OC, PH, PW,      \
-                                   relu, n_threads);                                           \
+            FC_SIMD_DISPATCH(wg6_forward, sfx##_25, (y, workspace, x, weight, bias, N, C, H, W,    \
+                                                 OC, PH, PW, relu, n_threads));                \
         else                                                                                   \
-            wg6_forward_##sfx##_43(y, workspace, x, weight, bias, N, C, H, W, OC, PH, PW,      \
-                                   relu, n_threads);                                           \
+            FC_SIMD_DISPATCH(wg6_forward, sfx##_43, (y, workspace, x, weight, bias, N, C, H, W,    \
+                                                 OC, PH, PW, relu, n_threads));                \
     }                                                                                          \
     void fc_conv2d_winograd6_backward_##sfx(ptrdiff_t R, real *dx, real *dweight, real *dbias, \
                                             real *workspace, const real *dy, const real *x,    \
@@ -235,11 +203,11 @@ ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdi
                                             ptrdiff_t PH, ptrdiff_t PW, int n_threads)         \
     {                                                                                          \
         if (R == 5)                                                                            \
-            wg6_backward_##sfx##_25(dx, dweight, dbias, workspace, dy, x, weight, N, C, H, W,  \
-                                    OC, PH, PW, n_threads);                                    \
+            FC_SIMD_DISPATCH(wg6_backward, sfx##_25, (dx, dweight, dbias, workspace, dy, x,        \
+                                                  weight, N, C, H, W, OC, PH, PW, n_threads)); \
         else                                                                                   \
-            wg6_backward_##sfx##_43(dx, dweight, dbias, workspace, dy, x, weight, N, C, H, W,  \
-                                    OC, PH, PW, n_threads);                                    \
+            FC_SIMD_DISPATCH(wg6_backward, sfx##_43, (dx, dweight, dbias, workspace, dy, x,        \
+                                                  weight, N, C, H, W, OC, PH, PW, n_threads)); \
     }
 
 WG6_PUBLIC(float, f32)

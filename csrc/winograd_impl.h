@@ -1,5 +1,6 @@
 /* winograd_impl.h: type-generic body of the F(2x2,3x3) Winograd kernels (Lavin & Gray,
- * arXiv:1509.09308), included by winograd.c once per dtype with REAL, FN(name), GEMM defined.
+ * arXiv:1509.09308), included by winograd.c once per (dtype, instruction set) with REAL, FN(name),
+ * GEMM defined.
  * y = A^T [(G g G^T) .* (B^T d B)] A per 4x4 tile d; backward = its adjoints: dd = B [U .* (A dy
  * A^T)] B^T overlap-added into dx, dg = G^T [(A dy A^T) .* V] G summed over tiles. Transformed
  * data: 16 planes xi = 4*row + col of (channels, tiles of a block), so .* is 16 GEMMs. */
@@ -326,10 +327,9 @@ static void FN(wg_scatter_block)(REAL *restrict dx, REAL *restrict rb, const REA
     }
 }
 
-void FN(fc_conv2d_winograd_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *weight,
-                                    const REAL *bias, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
-                                    ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
-                                    int relu, int n_threads)
+static void FN(wg_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *weight,
+                           const REAL *bias, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                           ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads)
 {
     const ptrdiff_t OH = H + 2 * PH - 2, OW = W + 2 * PW - 2;
     const ptrdiff_t TH = wg_ceil2(OH), TW = wg_ceil2(OW), T = N * TH * TW;
@@ -362,10 +362,10 @@ void FN(fc_conv2d_winograd_forward)(REAL *y, REAL *workspace, const REAL *x, con
     fc_blas_threads_end(blas_prev);
 }
 
-void FN(fc_conv2d_winograd_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspace,
-                                     const REAL *dy, const REAL *x, const REAL *weight,
-                                     ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-                                     ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+static void FN(wg_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspace,
+                            const REAL *dy, const REAL *x, const REAL *weight, ptrdiff_t N,
+                            ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH,
+                            ptrdiff_t PW, int n_threads)
 {
     const ptrdiff_t OH = H + 2 * PH - 2, OW = W + 2 * PW - 2;
     const ptrdiff_t TH = wg_ceil2(OH), TW = wg_ceil2(OW), Timg = TH * TW;

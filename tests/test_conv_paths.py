@@ -1,13 +1,14 @@
 """Every convolution algorithm F.conv2d / F.conv2d_backward can dispatch to, forced one at a time
 through the `algorithm` keyword ("im2col", "winograd", "winograd4", "auto"), against the loop
 oracle tests/naive.py: float32 and float64, awkward shapes, 1 and 2 threads, float64 numerical
-gradients of the Winograd backwards, and the Winograd float32 accuracy bound (Lavin & Gray 2015,
-F(2x2,3x3) and F(4x4,3x3))."""
+gradients of the Winograd backwards, the Winograd float32 accuracy bound (Lavin & Gray 2015,
+F(2x2,3x3) and F(4x4,3x3)), and the Winograd kernels on every instruction set (`simd` fixture)."""
 import numpy as np
 import pytest
 
 import naive
 from conftest import assert_close, check_gradients, num_threads, randn
+import fastcnn
 from fastcnn import functional as F
 
 ALGORITHMS = ["im2col", "winograd", "winograd4", "direct", "auto"]
@@ -293,6 +294,54 @@ def test_winograd_5x5_matches_naive(dtype, case, threads, rng):
                                        need_dbias=False, algorithm="winograd")
         assert dx is None and db is None
         np.testing.assert_array_equal(dw, got[1])
+
+
+# The Winograd kernels are compiled once per instruction set and picked at run time
+# (fastcnn.set_simd): the tests above run on the best level the CPU has, these on every level.
+SIMD_CASES = ([(alg, WINO_CASES[i], 3) for alg in WINOGRAD for i in (1, 3, 4, 10, 12)]
+              + [("winograd", FIVE_CASES[i], 5) for i in (1, 2, 4)])
+SIMD_IDS = [f"{alg}-k{k}-x{c[0]}-oc{c[1]}-p{c[2]}".replace(" ", "") for alg, c, k in SIMD_CASES]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("alg_case", SIMD_CASES, ids=SIMD_IDS)
+def test_winograd_every_simd_level(simd, dtype, alg_case, threads, rng):
+    algorithm, case, k = alg_case
+    x, w, b, padding = _inputs(rng, case, dtype) if k == 3 else _inputs5(rng, case, dtype)
+    with num_threads(threads):
+        for bias, relu in ((b, False), (b, True)):
+            y = F.conv2d(x, w, bias, padding=padding, relu=relu, algorithm=algorithm)
+            assert_close(y, naive.conv2d(x, w, bias, 1, padding, relu), dtype)
+        dy = randn(rng, y.shape, dtype)
+        got = F.conv2d_backward(dy, x, w, padding=padding, algorithm=algorithm)
+        for g, want in zip(got, naive.conv2d_backward(dy, x, w, 1, padding)):
+            assert_close(g, want, dtype)
+        dx, dw, _ = F.conv2d_backward(dy, x, w, padding=padding, need_dx=False,
+                                      algorithm=algorithm)
+        assert dx is None
+        np.testing.assert_array_equal(dw, got[1])
+
+
+@pytest.mark.parametrize("algorithm,k", [("winograd", 3), ("winograd4", 3), ("winograd", 5)])
+def test_winograd_simd_levels_agree(dtype, algorithm, k, rng):
+    """On a shape with many blocks of tiles, every level gives the result of the portable one to
+    rounding."""
+    x = randn(rng, (3, 24, 19, 21), dtype)
+    w = randn(rng, (40, 24, k, k), dtype, scale=0.2)
+    b = randn(rng, 40, dtype)
+    dy = randn(rng, F.conv2d(x, w, b, padding=k // 2).shape, dtype)
+    results = {}
+    previous = fastcnn.get_simd()
+    try:
+        for level in fastcnn.simd_levels():
+            fastcnn.set_simd(level)
+            results[level] = (F.conv2d(x, w, b, padding=k // 2, relu=True, algorithm=algorithm),
+                              *F.conv2d_backward(dy, x, w, padding=k // 2, algorithm=algorithm))
+    finally:
+        fastcnn.set_simd(previous)
+    for level, got in results.items():
+        for g, want in zip(got, results["portable"]):
+            assert_close(g, want.astype(np.float64), dtype)
 
 
 @pytest.mark.parametrize("case", [FIVE_CASES[i] for i in (0, 1, 2)],
