@@ -222,8 +222,10 @@ def test_auto_choice():
     assert pick(128, 64, 128, 16) == "winograd4"
     assert pick(100, 64, 64, 8) == "winograd4"
     assert pick(100, 192, 192, 7) == "winograd4"       # 7x7: 2x2 tiles of 4 waste what 4x4 of 2 do
-    assert pick(100, 32, 64, 14) == "winograd"         # 14x14: 4x4 tiles would waste 31% more
-    assert pick(8, 384, 384, 13) == "winograd"         # 13x13, and too few tiles for F(4x4)
+    assert pick(100, 32, 64, 14) == "winograd4"        # 14x14: 31% more cells, >= 32 channels
+    assert pick(100, 16, 32, 14) == "winograd"         # ... but not with 16
+    assert pick(8, 384, 384, 13) == "winograd4"        # 13x13, and tiles enough for F(4x4)
+    assert pick(4, 384, 384, 13) == "im2col"           # half the tiles: too few for either
     assert pick(128, 3, 64, 32) == "direct"            # RGB first layers
     assert pick(100, 3, 64, 32, kernel=5) == "direct"
     assert pick(100, 1, 30, 28, kernel=5) == "im2col"  # one channel: im2col's GEMM is as fast
@@ -233,7 +235,7 @@ def test_auto_choice():
     assert pick(1, 96, 256, 27, kernel=5) == "im2col"       # too few tiles for its transforms
     assert pick(100, 1, 16, 28) == "im2col"            # C*OC < 64
     assert pick(1, 64, 128, 16) == "im2col"            # too few tiles for the weight transforms
-    assert pick(2, 64, 128, 16) == "winograd"          # enough tiles for F(2x2), not F(4x4)
+    assert pick(2, 64, 128, 16) == "winograd4"
     assert pick(128, 64, 128, 16, stride=2) == "im2col"
     assert pick(128, 64, 128, 16, kernel=7) == "im2col"
     assert pick(128, 64, 128, 16, algorithm="im2col") == "im2col"
