@@ -1,6 +1,6 @@
 /* pool_impl.h: type-generic bodies of the pooling kernels. NOT a translation unit and no include
- * guard on purpose: pool.c includes it twice, with REAL = float / FN(name) = name##_f32 and with
- * REAL = double / FN(name) = name##_f64.
+ * guard on purpose: pool_variants.h includes it once per dtype (REAL float or double), pool.c that
+ * once per instruction set; FN(name) names each copy (e.g. max_pool_forward_f32_avx512).
  *
  * Shapes (see fastcnn.h): x, dx: (P, H, W) with P = N*C planes; y, dy, argmax: (P, OH, OW).
  * Window (i, j) covers input rows i*SH - PH .. +KH and columns j*SW - PW .. +KW; only the part
@@ -182,15 +182,64 @@ static inline void FN(max_row_k_noidx)(REAL *restrict y, const REAL *restrict sr
             FN(max_row_k_noidx)(y, src, n, K, K, s, W);                                         \
     } while (0)
 
+/* 3x3 windows with a constant column stride S, written out cell by cell in the form
+ * max2x2_row uses (gcc if-converts and vectorises it). The rows of the usual nets are short
+ * (3..27 outputs), shorter than or barely over one vector, and a vectorised loop leaves its
+ * remainder to a scalar epilogue that branches per cell (mispredicted on real data: 13 ms for
+ * AlexNet's first pool). So each chunk of outputs is computed over a whole number of vectors
+ * from a copy of its three input rows padded to match, and the real outputs copied out. */
+#define FC_MAX3_CHUNK 64   /* outputs per chunk: a multiple of 16 (the widest vector) */
+#define FC_MAX_CELL(S, a, off)                                                                  \
+    do {                                                                                        \
+        const REAL v_ = buf[a][(S) * j + (off)];                                                \
+        const int take_ = v_ > m || (v_ != v_ && m == m);                                       \
+        k = take_ ? k0 + (int32_t)((a) * W + (off)) : k;                                        \
+        m = take_ ? v_ : m;                                                                     \
+    } while (0)
+#define FC_MAX3_ROW(name, S)                                                                    \
+    static void FN(name)(REAL *restrict y, int32_t *restrict am, const REAL *restrict src,      \
+                         ptrdiff_t n, ptrdiff_t W, int32_t idx0)                                \
+    {                                                                                           \
+        REAL buf[3][(S) * FC_MAX3_CHUNK + 2], ym[FC_MAX3_CHUNK];                                \
+        int32_t km[FC_MAX3_CHUNK];                                                              \
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += FC_MAX3_CHUNK) {                                   \
+            const ptrdiff_t nn = n - j0 < FC_MAX3_CHUNK ? n - j0 : FC_MAX3_CHUNK;               \
+            const ptrdiff_t npad = (nn + 15) & ~(ptrdiff_t)15;                                  \
+            const ptrdiff_t used = (S) * (nn - 1) + 3, span = (S) * (npad - 1) + 3;             \
+            for (int a = 0; a < 3; ++a) {                                                       \
+                memcpy(buf[a], src + a * W + (S) * j0, (size_t)used * sizeof(REAL));            \
+                for (ptrdiff_t i = used; i < span; ++i) buf[a][i] = 0;                          \
+            }                                                                                   \
+            _Pragma("omp simd")                                                                 \
+            for (ptrdiff_t j = 0; j < npad; ++j) {                                              \
+                const int32_t k0 = idx0 + (int32_t)((S) * (j0 + j));                            \
+                REAL m = buf[0][(S) * j];                                                       \
+                int32_t k = k0;                                                                 \
+                FC_MAX_CELL(S, 0, 1); FC_MAX_CELL(S, 0, 2);                                     \
+                FC_MAX_CELL(S, 1, 0); FC_MAX_CELL(S, 1, 1); FC_MAX_CELL(S, 1, 2);               \
+                FC_MAX_CELL(S, 2, 0); FC_MAX_CELL(S, 2, 1); FC_MAX_CELL(S, 2, 2);               \
+                ym[j] = m;                                                                      \
+                km[j] = k;                                                                      \
+            }                                                                                   \
+            memcpy(y + j0, ym, (size_t)nn * sizeof(REAL));                                      \
+            memcpy(am + j0, km, (size_t)nn * sizeof(int32_t));                                  \
+        }                                                                                       \
+    }
+FC_MAX3_ROW(max3x3_s2_row, 2)
+FC_MAX3_ROW(max3x3_s1_row, 1)
+#undef FC_MAX3_ROW
+#undef FC_MAX_CELL
+#undef FC_MAX3_CHUNK
+
 /* Full-window interior row for 2x2 and 3x3 kernels; returns 0 (nothing done) for other sizes. */
 static int FN(max_row_fixed)(REAL *y, int32_t *k, const REAL *src, ptrdiff_t n, ptrdiff_t KH,
                              ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t W, int32_t idx0)
 {
     if (KH == 3 && KW == 3) {
-        if (SW == 2)
-            FC_MAX_ROW_K(3, 2);
-        else if (SW == 1)
-            FC_MAX_ROW_K(3, 1);
+        if (SW == 2 && k)
+            FN(max3x3_s2_row)(y, k, src, n, W, idx0);
+        else if (SW == 1 && k)
+            FN(max3x3_s1_row)(y, k, src, n, W, idx0);
         else
             FC_MAX_ROW_K(3, SW);
         return 1;
@@ -276,9 +325,10 @@ static void FN(max_plane_general)(REAL *restrict y, int32_t *restrict am, const 
     }
 }
 
-void FN(fc_max_pool2d_forward)(REAL *y, int32_t *argmax, const REAL *x, ptrdiff_t P, ptrdiff_t H,
-                               ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
-                               ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+static void FN(max_pool_forward)(REAL *y, int32_t *argmax, const REAL *x, ptrdiff_t P,
+                                 ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW,
+                                 ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                                 int n_threads)
 {
     const ptrdiff_t OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
     const int fast = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0;
@@ -311,9 +361,9 @@ void FN(fc_max_pool2d_forward)(REAL *y, int32_t *argmax, const REAL *x, ptrdiff_
 /* dx (P, H, W) = 0, then dx[p].flat[argmax[p, i, j]] += dy[p, i, j]. A plane fits in cache, so
  * zero + scatter costs about one write of dx. Indices outside [0, H*W) are skipped and counted
  * (the count is an integer: its reduction is exact whatever the thread count). */
-ptrdiff_t FN(fc_max_pool2d_backward)(REAL *dx, const REAL *dy, const int32_t *argmax, ptrdiff_t P,
-                                     ptrdiff_t H, ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW,
-                                     int n_threads)
+static ptrdiff_t FN(max_pool_backward)(REAL *dx, const REAL *dy, const int32_t *argmax,
+                                       ptrdiff_t P, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OH,
+                                       ptrdiff_t OW, int n_threads)
 {
     const ptrdiff_t HW = H * W, OHW = OH * OW;
     ptrdiff_t bad = 0;
@@ -415,9 +465,9 @@ static void FN(avg2x2_row)(REAL *restrict y, const REAL *restrict r0, const REAL
         y[j] = (((r0[2 * j] + r0[2 * j + 1]) + r1[2 * j]) + r1[2 * j + 1]) / (REAL)4;
 }
 
-void FN(fc_avg_pool2d_forward)(REAL *y, const REAL *x, ptrdiff_t P, ptrdiff_t H, ptrdiff_t W,
-                               ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
-                               ptrdiff_t PW, int count_include_pad, int n_threads)
+static void FN(avg_pool_forward)(REAL *y, const REAL *x, ptrdiff_t P, ptrdiff_t H, ptrdiff_t W,
+                                 ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                                 ptrdiff_t PH, ptrdiff_t PW, int count_include_pad, int n_threads)
 {
     const ptrdiff_t OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
     const int fast = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0;
@@ -533,9 +583,9 @@ static void FN(avg_back_plane_2x2)(REAL *restrict dx, const REAL *restrict dy, p
         dx[k] = 0;
 }
 
-void FN(fc_avg_pool2d_backward)(REAL *dx, const REAL *dy, ptrdiff_t P, ptrdiff_t H, ptrdiff_t W,
-                                ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
-                                ptrdiff_t PH, ptrdiff_t PW, int count_include_pad, int n_threads)
+static void FN(avg_pool_backward)(REAL *dx, const REAL *dy, ptrdiff_t P, ptrdiff_t H, ptrdiff_t W,
+                                  ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                                  ptrdiff_t PH, ptrdiff_t PW, int count_include_pad, int n_threads)
 {
     const ptrdiff_t OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
     const int fast = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0;

@@ -10,18 +10,14 @@
 #define FC_X86_VARIANTS 0
 #endif
 
-/* Calls fn_sfx_avx512, fn_sfx_avx2 or fn_sfx_portable (args), whichever fc_simd_active() picks;
- * the file must include fastcnn.h. */
+/* The function fn_sfx_avx512, fn_sfx_avx2 or fn_sfx_portable, whichever fc_simd_active() picks,
+ * to be called: FC_SIMD_PICK(fn, f32)(args). The file must include fastcnn.h. */
 #if FC_X86_VARIANTS
-#define FC_SIMD_DISPATCH(fn, sfx, args)                                                       \
-    do {                                                                                      \
-        const int level_ = fc_simd_active();                                                  \
-        if (level_ >= FC_SIMD_AVX512) fn##_##sfx##_avx512 args;                               \
-        else if (level_ >= FC_SIMD_AVX2) fn##_##sfx##_avx2 args;                              \
-        else fn##_##sfx##_portable args;                                                      \
-    } while (0)
+#define FC_SIMD_PICK(fn, sfx)                                                                 \
+    (fc_simd_active() >= FC_SIMD_AVX512 ? fn##_##sfx##_avx512                                 \
+     : fc_simd_active() >= FC_SIMD_AVX2 ? fn##_##sfx##_avx2 : fn##_##sfx##_portable)
 #else
-#define FC_SIMD_DISPATCH(fn, sfx, args) fn##_##sfx##_portable args
+#define FC_SIMD_PICK(fn, sfx) fn##_##sfx##_portable
 #endif
 
 /* NAME(name, sfx, isa) -> name_sfx_isa, isa expanded first (a macro such as WG_ISA). */

@@ -82,23 +82,23 @@ ptrdiff_t fc_conv2d_winograd_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdif
 #include "winograd_variants.h"
 #undef WG_ISA
 
-#define WG_PUBLIC(real, sfx)                                                                   \
-    void fc_conv2d_winograd_forward_##sfx(real *y, real *workspace, const real *x,             \
-                                          const real *weight, const real *bias, ptrdiff_t N,   \
-                                          ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,  \
-                                          ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads) \
-    {                                                                                          \
-        FC_SIMD_DISPATCH(wg_forward, sfx, (y, workspace, x, weight, bias, N, C, H, W, OC, PH,  \
-                                           PW, relu, n_threads));                              \
-    }                                                                                          \
-    void fc_conv2d_winograd_backward_##sfx(real *dx, real *dweight, real *dbias,               \
-                                           real *workspace, const real *dy, const real *x,     \
-                                           const real *weight, ptrdiff_t N, ptrdiff_t C,       \
-                                           ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,              \
-                                           ptrdiff_t PH, ptrdiff_t PW, int n_threads)          \
-    {                                                                                          \
-        FC_SIMD_DISPATCH(wg_backward, sfx, (dx, dweight, dbias, workspace, dy, x, weight, N,   \
-                                            C, H, W, OC, PH, PW, n_threads));                  \
+#define WG_PUBLIC(real, sfx)                                                                       \
+    void fc_conv2d_winograd_forward_##sfx(real *y, real *workspace, const real *x,                 \
+                                          const real *weight, const real *bias, ptrdiff_t N,       \
+                                          ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,     \
+                                          ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads)     \
+    {                                                                                              \
+        FC_SIMD_PICK(wg_forward, sfx)(y, workspace, x, weight, bias, N, C, H, W, OC, PH, PW,       \
+                                      relu, n_threads);                                            \
+    }                                                                                              \
+    void fc_conv2d_winograd_backward_##sfx(real *dx, real *dweight, real *dbias,                   \
+                                           real *workspace, const real *dy, const real *x,         \
+                                           const real *weight, ptrdiff_t N, ptrdiff_t C,           \
+                                           ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,                 \
+                                           ptrdiff_t PH, ptrdiff_t PW, int n_threads)              \
+    {                                                                                              \
+        FC_SIMD_PICK(wg_backward, sfx)(dx, dweight, dbias, workspace, dy, x, weight, N, C, H,      \
+                                       W, OC, PH, PW, n_threads);                                  \
     }
 
 WG_PUBLIC(float, f32)

@@ -180,34 +180,34 @@ ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdi
 #undef WG_ISA
 
 /* ---- the public entry points: R picks the variant (3: F(4x4,3x3), 5: F(2x2,5x5)), then
- * fc_simd_active() the instruction set ---------------------------------------------------------- */
-#define WG6_PUBLIC(real, sfx)                                                                  \
-    void fc_conv2d_winograd6_forward_##sfx(ptrdiff_t R, real *y, real *workspace,              \
-                                           const real *x, const real *weight,                  \
-                                           const real *bias, ptrdiff_t N, ptrdiff_t C,         \
-                                           ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,              \
-                                           ptrdiff_t PH, ptrdiff_t PW, int relu,               \
-                                           int n_threads)                                      \
-    {                                                                                          \
-        if (R == 5)                                                                            \
-            FC_SIMD_DISPATCH(wg6_forward, sfx##_25, (y, workspace, x, weight, bias, N, C, H, W,    \
-                                                 OC, PH, PW, relu, n_threads));                \
-        else                                                                                   \
-            FC_SIMD_DISPATCH(wg6_forward, sfx##_43, (y, workspace, x, weight, bias, N, C, H, W,    \
-                                                 OC, PH, PW, relu, n_threads));                \
-    }                                                                                          \
-    void fc_conv2d_winograd6_backward_##sfx(ptrdiff_t R, real *dx, real *dweight, real *dbias, \
-                                            real *workspace, const real *dy, const real *x,    \
-                                            const real *weight, ptrdiff_t N, ptrdiff_t C,      \
-                                            ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,             \
-                                            ptrdiff_t PH, ptrdiff_t PW, int n_threads)         \
-    {                                                                                          \
-        if (R == 5)                                                                            \
-            FC_SIMD_DISPATCH(wg6_backward, sfx##_25, (dx, dweight, dbias, workspace, dy, x,        \
-                                                  weight, N, C, H, W, OC, PH, PW, n_threads)); \
-        else                                                                                   \
-            FC_SIMD_DISPATCH(wg6_backward, sfx##_43, (dx, dweight, dbias, workspace, dy, x,        \
-                                                  weight, N, C, H, W, OC, PH, PW, n_threads)); \
+ * fc_simd_active() the instruction set ------------------------------------------------------- */
+#define WG6_PUBLIC(real, sfx)                                                                      \
+    void fc_conv2d_winograd6_forward_##sfx(ptrdiff_t R, real *y, real *workspace,                  \
+                                           const real *x, const real *weight,                      \
+                                           const real *bias, ptrdiff_t N, ptrdiff_t C,             \
+                                           ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,                 \
+                                           ptrdiff_t PH, ptrdiff_t PW, int relu,                   \
+                                           int n_threads)                                          \
+    {                                                                                              \
+        if (R == 5)                                                                                \
+            FC_SIMD_PICK(wg6_forward, sfx##_25)(y, workspace, x, weight, bias, N, C, H, W, OC,     \
+                                                PH, PW, relu, n_threads);                          \
+        else                                                                                       \
+            FC_SIMD_PICK(wg6_forward, sfx##_43)(y, workspace, x, weight, bias, N, C, H, W, OC,     \
+                                                PH, PW, relu, n_threads);                          \
+    }                                                                                              \
+    void fc_conv2d_winograd6_backward_##sfx(ptrdiff_t R, real *dx, real *dweight, real *dbias,     \
+                                            real *workspace, const real *dy, const real *x,        \
+                                            const real *weight, ptrdiff_t N, ptrdiff_t C,          \
+                                            ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,                \
+                                            ptrdiff_t PH, ptrdiff_t PW, int n_threads)             \
+    {                                                                                              \
+        if (R == 5)                                                                                \
+            FC_SIMD_PICK(wg6_backward, sfx##_25)(dx, dweight, dbias, workspace, dy, x, weight,     \
+                                                 N, C, H, W, OC, PH, PW, n_threads);               \
+        else                                                                                       \
+            FC_SIMD_PICK(wg6_backward, sfx##_43)(dx, dweight, dbias, workspace, dy, x, weight,     \
+                                                 N, C, H, W, OC, PH, PW, n_threads);               \
     }
 
 WG6_PUBLIC(float, f32)

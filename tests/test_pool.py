@@ -1,5 +1,6 @@
-"""F.max_pool2d / F.avg_pool2d and their backwards against tests/naive.py (both backends), fast
-against reference, tie/padding/NaN rules of max pooling, numerical gradients, layouts, threads."""
+"""F.max_pool2d / F.avg_pool2d and their backwards against tests/naive.py (both backends), on every
+instruction set, fast against reference, tie/padding/NaN rules of max pooling, numerical gradients,
+layouts, threads."""
 import numpy as np
 import pytest
 
@@ -171,6 +172,44 @@ def test_avg_nan_and_inf_propagate(backend, dtype, rng):
     np.testing.assert_array_equal(np.isinf(y), np.isinf(expected))
     assert np.isnan(y).sum() == 1 and np.isinf(y).sum() == 1
     assert_close(y, expected, dtype, equal_nan=True)
+
+
+# ---- every instruction set ----------------------------------------------------------------------
+# The pooling kernels are compiled once per instruction set and picked at run time
+# (fastcnn.set_simd): the tests above run on the best level the CPU has, these on every level.
+# The extra 3x3 shapes reach the chunked 3x3 row kernels: rows of 1, 15, 16, 17, 65 and 75
+# outputs (chunks of 64 padded to whole vectors), stride 1 and 2, a padded one.
+SIMD_CASES = CASES + [
+    ((2, 3, 9, 33), 3, 2, 0),      # 16 outputs a row: exactly one AVX-512 vector
+    ((1, 2, 7, 35), 3, 2, 0),      # 17: one vector and one lane
+    ((2, 2, 5, 31), 3, 2, 0),      # 15
+    ((1, 1, 5, 133), 3, 2, 0),     # 66: two chunks
+    ((1, 2, 6, 77), 3, 1, 0),      # stride 1, 75 outputs
+    ((2, 2, 8, 19), 3, 1, 1),      # stride 1, padded
+    ((3, 2, 3, 3), 3, 2, 0),       # one output
+]
+SIMD_IDS = [f"x{c[0]}-k{c[1]}-s{c[2]}-p{c[3]}".replace(" ", "") for c in SIMD_CASES]
+
+
+@pytest.mark.parametrize("case", SIMD_CASES, ids=SIMD_IDS)
+def test_every_simd_level_matches_naive(simd, dtype, case, rng):
+    xs, kw = _pool_args(case)
+    x = (np.round(randn(rng, xs, dtype) * 2) / 2).astype(dtype)   # many ties
+    flat = x.reshape(-1)
+    flat[rng.integers(0, flat.size, 3)] = np.nan
+    flat[rng.integers(0, flat.size, 2)] = np.inf
+    y, idx = F.max_pool2d(x, **kw, return_indices=True)
+    ny, nidx = naive.max_pool2d(x, *_naive_args(case))
+    np.testing.assert_array_equal(y, ny.astype(dtype))
+    np.testing.assert_array_equal(idx, nidx)
+    dy = randn(rng, y.shape, dtype)
+    assert_close(F.max_pool2d_backward(dy, idx, xs), naive.max_pool2d_backward(dy, idx, xs), dtype)
+    x = randn(rng, xs, dtype)
+    for incl in (True, False):
+        ya = F.avg_pool2d(x, **kw, count_include_pad=incl)
+        assert_close(ya, naive.avg_pool2d(x, *_naive_args(case), incl), dtype)
+        dxa = F.avg_pool2d_backward(dy, xs, **kw, count_include_pad=incl)
+        assert_close(dxa, naive.avg_pool2d_backward(dy, xs, *_naive_args(case), incl), dtype)
 
 
 # ---- fast against reference ----------------------------------------------------------------------
