@@ -12,23 +12,9 @@
 #include "fastcnn.h"
 #include "simd.h"
 
-#if FC_X86_VARIANTS
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
-#define POOL_ISA avx512
-#include "pool_variants.h"
-#undef POOL_ISA
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define POOL_ISA avx2
-#include "pool_variants.h"
-#undef POOL_ISA
-#pragma GCC pop_options
-#endif
-#define POOL_ISA portable
-#include "pool_variants.h"
-#undef POOL_ISA
+#define FC_SIMD_BODY "pool_variants.h"
+#include "simd_targets.h"
+#undef FC_SIMD_BODY
 
 #define POOL_PUBLIC(real, sfx)                                                                     \
     void fc_max_pool2d_forward_##sfx(real *y, int32_t *argmax, const real *x, ptrdiff_t P,         \

@@ -20,7 +20,7 @@
 #define FC_SIMD_PICK(fn, sfx) fn##_##sfx##_portable
 #endif
 
-/* NAME(name, sfx, isa) -> name_sfx_isa, isa expanded first (a macro such as WG_ISA). */
+/* FC_SIMD_NAME(name, sfx, isa) -> name_sfx_isa, isa expanded first (a macro: FC_ISA). */
 #define FC_SIMD_PASTE_(name, sfx, isa) name##_##sfx##_##isa
 #define FC_SIMD_NAME(name, sfx, isa) FC_SIMD_PASTE_(name, sfx, isa)
 

@@ -1,4 +1,5 @@
-/* wg_segments.h: the tile walk (and the filter chunk) shared by the Winograd kernels (winograd_impl.h, winograd6_impl.h).
+/* wg_segments.h: the tile walk, the filter chunk and the partial-sum reduction shared by the
+ * Winograd kernels (winograd_impl.h, winograd6_impl.h).
  * Tiles are numbered t = (n*TH + ti)*TW + tj over images n, tile rows ti, tile columns tj; a block
  * [b0, b1) of them is visited as row segments, each a run of consecutive tiles of one tile row. */
 #ifndef FASTCNN_WG_SEGMENTS_H
@@ -29,5 +30,19 @@
 #ifndef WG_WCHUNK
 #define WG_WCHUNK 64
 #endif
+
+/* x[xi][j] = the sum over the nparts threads' partial dU (each `planes` planes of `plane`, part
+ * apart) at filter q0 + j, xi < planes, j < n: in thread order, so deterministic. */
+#define WG_SUM_PARTIALS(x, planes, dU, plane, nparts, part, q0, n)                             \
+    do {                                                                                      \
+        for (int xi_ = 0; xi_ < (planes); ++xi_) {                                            \
+            const REAL *src_ = (dU) + xi_ * (plane) + (q0);                                   \
+            for (ptrdiff_t j_ = 0; j_ < (n); ++j_) (x)[xi_][j_] = src_[j_];                   \
+            for (int t_ = 1; t_ < (nparts); ++t_) {                                           \
+                _Pragma("omp simd") for (ptrdiff_t j_ = 0; j_ < (n); ++j_)                    \
+                    (x)[xi_][j_] += src_[t_ * (part) + j_];                                   \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
 
 #endif /* FASTCNN_WG_SEGMENTS_H */

@@ -64,23 +64,9 @@ ptrdiff_t fc_conv2d_winograd_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdif
 
 /* ---- instantiations: each dtype once per instruction set (the transforms are vectorised loops:
  * 4-lane SSE code on the x86-64 baseline), picked at run time by fc_simd_active() ----------- */
-#if FC_X86_VARIANTS
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
-#define WG_ISA avx512
-#include "winograd_variants.h"
-#undef WG_ISA
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define WG_ISA avx2
-#include "winograd_variants.h"
-#undef WG_ISA
-#pragma GCC pop_options
-#endif
-#define WG_ISA portable
-#include "winograd_variants.h"
-#undef WG_ISA
+#define FC_SIMD_BODY "winograd_variants.h"
+#include "simd_targets.h"
+#undef FC_SIMD_BODY
 
 #define WG_PUBLIC(real, sfx)                                                                       \
     void fc_conv2d_winograd_forward_##sfx(real *y, real *workspace, const real *x,                 \

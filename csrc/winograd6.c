@@ -160,24 +160,10 @@ ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdi
 /* ---- instantiations: every (dtype, variant) once per instruction set --------------------------
  * The transforms are loops the compiler vectorises; built for the x86-64 baseline alone they ran
  * on 4-lane SSE vectors and were 60% of a 16->16 layer's forward. winograd6_variants.h holds the
- * four (dtype, variant) instantiations; WG_ISA names the instruction set in every function. */
-#if FC_X86_VARIANTS
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
-#define WG_ISA avx512
-#include "winograd6_variants.h"
-#undef WG_ISA
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define WG_ISA avx2
-#include "winograd6_variants.h"
-#undef WG_ISA
-#pragma GCC pop_options
-#endif
-#define WG_ISA portable
-#include "winograd6_variants.h"
-#undef WG_ISA
+ * four (dtype, variant) instantiations; FC_ISA names the instruction set in every function. */
+#define FC_SIMD_BODY "winograd6_variants.h"
+#include "simd_targets.h"
+#undef FC_SIMD_BODY
 
 /* ---- the public entry points: R picks the variant (3: F(4x4,3x3), 5: F(2x2,5x5)), then
  * fc_simd_active() the instruction set ------------------------------------------------------- */

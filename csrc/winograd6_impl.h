@@ -63,15 +63,7 @@ static void FN(wg6_weight_adjoint)(REAL *restrict dw, const REAL *restrict dU, p
                                    int nparts, ptrdiff_t part, ptrdiff_t q0, ptrdiff_t n)
 {
     REAL x[36][WG_WCHUNK], g[WG_R * WG_R][WG_WCHUNK];
-    for (int xi = 0; xi < 36; ++xi) {
-        const REAL *src = dU + xi * plane + q0;
-        for (ptrdiff_t j = 0; j < n; ++j) x[xi][j] = src[j];
-        for (int t = 1; t < nparts; ++t) {
-            const REAL *more = src + t * part;
-#pragma omp simd
-            for (ptrdiff_t j = 0; j < n; ++j) x[xi][j] += more[j];
-        }
-    }
+    WG_SUM_PARTIALS(x, 36, dU, plane, nparts, part, q0, n);
 #pragma omp simd
     for (ptrdiff_t j = 0; j < n; ++j) {
         REAL Z[WG_R][6], c6[6], col[WG_R], o[WG_R];

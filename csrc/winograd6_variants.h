@@ -1,7 +1,7 @@
 /* winograd6_variants.h: the four (dtype, variant) instantiations of winograd6_impl.h for one
- * instruction set, named by WG_ISA (e.g. wg6_forward_f32_43_avx512). Included by winograd6.c once
- * per instruction set, inside its `#pragma GCC target` region; the 1-D transform macros are
- * winograd6.c's. No include guard: meant to be included several times. */
+ * instruction set, named by FC_ISA (e.g. wg6_forward_f32_43_avx512). Included by winograd6.c once
+ * per instruction set through simd_targets.h; the 1-D transform macros are winograd6.c's. No
+ * include guard. */
 #define REAL float
 #define GEMM fc_gemm_f32
 #define WG_M 4
@@ -10,14 +10,14 @@
 #define WG_A WG_A_43
 #define WG_G WG_G_43
 #define WG_GT WG_GT_43
-#define FN(name) FC_SIMD_NAME(name, f32_43, WG_ISA)
+#define FN(name) FC_SIMD_NAME(name, f32_43, FC_ISA)
 #include "winograd6_impl.h"
 #undef FN
 #undef REAL
 #undef GEMM
 #define REAL double
 #define GEMM fc_gemm_f64
-#define FN(name) FC_SIMD_NAME(name, f64_43, WG_ISA)
+#define FN(name) FC_SIMD_NAME(name, f64_43, FC_ISA)
 #include "winograd6_impl.h"
 #undef FN
 #undef REAL
@@ -37,14 +37,14 @@
 #define WG_GT WG_GT_25
 #define REAL float
 #define GEMM fc_gemm_f32
-#define FN(name) FC_SIMD_NAME(name, f32_25, WG_ISA)
+#define FN(name) FC_SIMD_NAME(name, f32_25, FC_ISA)
 #include "winograd6_impl.h"
 #undef FN
 #undef REAL
 #undef GEMM
 #define REAL double
 #define GEMM fc_gemm_f64
-#define FN(name) FC_SIMD_NAME(name, f64_25, WG_ISA)
+#define FN(name) FC_SIMD_NAME(name, f64_25, FC_ISA)
 #include "winograd6_impl.h"
 #undef FN
 #undef REAL

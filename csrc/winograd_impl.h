@@ -43,15 +43,7 @@ static void FN(wg_weight_adjoint)(REAL *restrict dw, const REAL *restrict dU, pt
                                   int nparts, ptrdiff_t part, ptrdiff_t q0, ptrdiff_t n)
 {
     REAL x[16][WG_WCHUNK], g[9][WG_WCHUNK];
-    for (int xi = 0; xi < 16; ++xi) {
-        const REAL *src = dU + xi * plane + q0;
-        for (ptrdiff_t j = 0; j < n; ++j) x[xi][j] = src[j];
-        for (int t = 1; t < nparts; ++t) {
-            const REAL *more = src + t * part;
-#pragma omp simd
-            for (ptrdiff_t j = 0; j < n; ++j) x[xi][j] += more[j];
-        }
-    }
+    WG_SUM_PARTIALS(x, 16, dU, plane, nparts, part, q0, n);
 #pragma omp simd
     for (ptrdiff_t j = 0; j < n; ++j) {
         REAL Z[3][4];

@@ -1,9 +1,8 @@
 /* winograd_variants.h: the float and double instantiations of winograd_impl.h for one instruction
- * set, named by WG_ISA (e.g. wg_forward_f32_avx512). Included by winograd.c once per instruction
- * set, inside its `#pragma GCC target` region. No include guard: meant to be included several
- * times. */
+ * set, named by FC_ISA (e.g. wg_forward_f32_avx512). Included by winograd.c once per instruction
+ * set through simd_targets.h; no include guard. */
 #define REAL float
-#define FN(name) FC_SIMD_NAME(name, f32, WG_ISA)
+#define FN(name) FC_SIMD_NAME(name, f32, FC_ISA)
 #define GEMM fc_gemm_f32
 #include "winograd_impl.h"
 #undef REAL
@@ -11,7 +10,7 @@
 #undef GEMM
 
 #define REAL double
-#define FN(name) FC_SIMD_NAME(name, f64, WG_ISA)
+#define FN(name) FC_SIMD_NAME(name, f64, FC_ISA)
 #define GEMM fc_gemm_f64
 #include "winograd_impl.h"
 #undef REAL

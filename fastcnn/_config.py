@@ -75,7 +75,7 @@ def simd_levels():
 
 
 def get_simd():
-    """The variant the dispatched kernels (the direct convolution) use now."""
+    """The variant the dispatched kernels (direct convolution, Winograd, pooling) use now."""
     return SIMD_LEVELS[_kernels.simd_active()]
 
 
