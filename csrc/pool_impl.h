@@ -27,44 +27,6 @@
 
 /* ---- max pooling, forward ------------------------------------------------------------------ */
 
-/* One output row of the 2x2 / stride 2 / pad 0 case. r0, r1: the two input rows of the window;
- * base = h*W of r0 inside its plane. Scan order a, b, c, d is row-major; a cell takes over when
- * it is strictly larger (ties keep the first maximum) or when it is the first NaN (once m is NaN
- * nothing replaces it). gcc if-converts and vectorises this form (stride-2 loads become
- * even/odd shuffles); a bitwise `&` of comparisons instead defeats the vectoriser. */
-static void FN(max2x2_row)(REAL *restrict y, int32_t *restrict am, const REAL *restrict r0,
-                           const REAL *restrict r1, ptrdiff_t OW, int32_t base, int32_t W)
-{
-#pragma omp simd
-    for (ptrdiff_t j = 0; j < OW; ++j) {
-        const REAL b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
-        const int32_t k0 = base + 2 * (int32_t)j;
-        REAL m = r0[2 * j];
-        int32_t k = k0;
-        if (b > m || (b != b && m == m)) { m = b; k = k0 + 1; }
-        if (c > m || (c != c && m == m)) { m = c; k = k0 + W; }
-        if (d > m || (d != d && m == m)) { m = d; k = k0 + W + 1; }
-        y[j] = m;
-        am[j] = k;
-    }
-}
-
-/* Same without indices (inference: argmax == NULL). Only the value matters here, so "take any
- * NaN" is enough: a NaN m is replaced by nothing but another NaN. */
-static void FN(max2x2_row_noidx)(REAL *restrict y, const REAL *restrict r0,
-                                 const REAL *restrict r1, ptrdiff_t OW)
-{
-#pragma omp simd
-    for (ptrdiff_t j = 0; j < OW; ++j) {
-        const REAL b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
-        REAL m = r0[2 * j];
-        m = (b > m || b != b) ? b : m;
-        m = (c > m || c != c) ? c : m;
-        m = (d > m || d != d) ? d : m;
-        y[j] = m;
-    }
-}
-
 /* ---- general geometry ----------------------------------------------------------------------
  * Output columns [j_lo, j_hi) ("interior") have windows fully inside the row: there one window
  * cell (h, b) is visited for a whole run of outputs at once, j innermost, which vectorises
@@ -182,78 +144,225 @@ static inline void FN(max_row_k_noidx)(REAL *restrict y, const REAL *restrict sr
             FN(max_row_k_noidx)(y, src, n, K, K, s, W);                                         \
     } while (0)
 
-/* 3x3 windows with a constant column stride S, written out cell by cell in the form
- * max2x2_row uses (gcc if-converts and vectorises it). The rows of the usual nets are short
- * (3..27 outputs), shorter than or barely over one vector, and a vectorised loop leaves its
- * remainder to a scalar epilogue that branches per cell (mispredicted on real data: 13 ms for
- * AlexNet's first pool). So each chunk of outputs is computed over a whole number of vectors
- * from a copy of its three input rows padded to match, and the real outputs copied out. */
-#define FC_MAX3_CHUNK 64   /* outputs per chunk: a multiple of 16 (the widest vector) */
-#define FC_MAX_CELL(S, a, off)                                                                  \
-    do {                                                                                        \
-        const REAL v_ = buf[a][(S) * j + (off)];                                                \
+/* K x K windows (K = 2, 3) with a constant column stride S, in the form max_row_k uses. The rows
+ * of the usual nets are short (3..27 outputs), shorter than or barely over one vector, and a
+ * vectorised loop leaves its remainder to a scalar epilogue that branches per cell (mispredicted
+ * on real data: 13 ms for AlexNet's first pool; with 16-lane AVX-512 vectors a 12-output row of a
+ * 2x2 pool is all epilogue, 5x slower than AVX2). So each chunk of outputs is computed over a whole
+ * number of 16-lane vectors from a copy of its K input rows zero-padded to match, and the real
+ * outputs copied out. The _noidx form computes values only (inference). */
+#define FC_MAXC_CHUNK 64   /* outputs per chunk: a multiple of 16 (the widest vector) */
+#define FC_MAXC_FILL(K, S)                                                                      \
+    const ptrdiff_t nn = n - j0 < FC_MAXC_CHUNK ? n - j0 : FC_MAXC_CHUNK;                       \
+    const ptrdiff_t npad = (nn + 15) & ~(ptrdiff_t)15;                                          \
+    const ptrdiff_t used = (S) * (nn - 1) + (K), span = (S) * (npad - 1) + (K);                 \
+    for (int a = 0; a < (K); ++a) {                                                             \
+        memcpy(buf[a], src + a * W + (S) * j0, (size_t)used * sizeof(REAL));                    \
+        for (ptrdiff_t i = used; i < span; ++i) buf[a][i] = 0;                                  \
+    }
+/* The window's cells after the first, row-major, written out: gcc vectorises the j loop only when
+ * they are straight-line code (as loops over a, b it ran 2.5x slower). In the value-only form any
+ * NaN keeps m NaN; with indices the first NaN wins. */
+#define FC_MAXC_CELLS2(C, S) C(S, 0, 1) C(S, 1, 0) C(S, 1, 1)
+#define FC_MAXC_CELLS3(C, S)                                                                    \
+    C(S, 0, 1) C(S, 0, 2) C(S, 1, 0) C(S, 1, 1) C(S, 1, 2) C(S, 2, 0) C(S, 2, 1) C(S, 2, 2)
+#define FC_MAXC_CELL(S, a, b)                                                                    \
+    {                                                                                           \
+        const REAL v_ = buf[a][(S) * j + (b)];                                                  \
         const int take_ = v_ > m || (v_ != v_ && m == m);                                       \
-        k = take_ ? k0 + (int32_t)((a) * W + (off)) : k;                                        \
+        k = take_ ? k0 + (int32_t)((a) * W + (b)) : k;                                          \
         m = take_ ? v_ : m;                                                                     \
-    } while (0)
-#define FC_MAX3_ROW(name, S)                                                                    \
+    }
+#define FC_MAXC_CELL_NOIDX(S, a, b)                                                              \
+    {                                                                                           \
+        const REAL v_ = buf[a][(S) * j + (b)];                                                  \
+        m = (v_ > m || v_ != v_) ? v_ : m;                                                      \
+    }
+#define FC_MAXC_ROW(name, K, S, CELLS)                                                              \
     static void FN(name)(REAL *restrict y, int32_t *restrict am, const REAL *restrict src,      \
                          ptrdiff_t n, ptrdiff_t W, int32_t idx0)                                \
     {                                                                                           \
-        REAL buf[3][(S) * FC_MAX3_CHUNK + 2], ym[FC_MAX3_CHUNK];                                \
-        int32_t km[FC_MAX3_CHUNK];                                                              \
-        for (ptrdiff_t j0 = 0; j0 < n; j0 += FC_MAX3_CHUNK) {                                   \
-            const ptrdiff_t nn = n - j0 < FC_MAX3_CHUNK ? n - j0 : FC_MAX3_CHUNK;               \
-            const ptrdiff_t npad = (nn + 15) & ~(ptrdiff_t)15;                                  \
-            const ptrdiff_t used = (S) * (nn - 1) + 3, span = (S) * (npad - 1) + 3;             \
-            for (int a = 0; a < 3; ++a) {                                                       \
-                memcpy(buf[a], src + a * W + (S) * j0, (size_t)used * sizeof(REAL));            \
-                for (ptrdiff_t i = used; i < span; ++i) buf[a][i] = 0;                          \
-            }                                                                                   \
+        _Alignas(64) REAL buf[K][(S) * FC_MAXC_CHUNK + 16], ym[FC_MAXC_CHUNK];                  \
+        int32_t km[FC_MAXC_CHUNK];                                                              \
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += FC_MAXC_CHUNK) {                                   \
+            FC_MAXC_FILL(K, S)                                                                  \
             _Pragma("omp simd")                                                                 \
             for (ptrdiff_t j = 0; j < npad; ++j) {                                              \
                 const int32_t k0 = idx0 + (int32_t)((S) * (j0 + j));                            \
                 REAL m = buf[0][(S) * j];                                                       \
                 int32_t k = k0;                                                                 \
-                FC_MAX_CELL(S, 0, 1); FC_MAX_CELL(S, 0, 2);                                     \
-                FC_MAX_CELL(S, 1, 0); FC_MAX_CELL(S, 1, 1); FC_MAX_CELL(S, 1, 2);               \
-                FC_MAX_CELL(S, 2, 0); FC_MAX_CELL(S, 2, 1); FC_MAX_CELL(S, 2, 2);               \
+                CELLS(FC_MAXC_CELL, S)                                                          \
                 ym[j] = m;                                                                      \
                 km[j] = k;                                                                      \
             }                                                                                   \
             memcpy(y + j0, ym, (size_t)nn * sizeof(REAL));                                      \
             memcpy(am + j0, km, (size_t)nn * sizeof(int32_t));                                  \
         }                                                                                       \
+    }                                                                                           \
+    static void FN(name##_noidx)(REAL *restrict y, const REAL *restrict src, ptrdiff_t n,       \
+                                 ptrdiff_t W)                                                   \
+    {                                                                                           \
+        _Alignas(64) REAL buf[K][(S) * FC_MAXC_CHUNK + 16], ym[FC_MAXC_CHUNK];                  \
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += FC_MAXC_CHUNK) {                                   \
+            FC_MAXC_FILL(K, S)                                                                  \
+            _Pragma("omp simd")                                                                 \
+            for (ptrdiff_t j = 0; j < npad; ++j) {                                              \
+                REAL m = buf[0][(S) * j];                                                       \
+                CELLS(FC_MAXC_CELL_NOIDX, S)                                                    \
+                ym[j] = m;                                                                      \
+            }                                                                                   \
+            memcpy(y + j0, ym, (size_t)nn * sizeof(REAL));                                      \
+        }                                                                                       \
     }
-FC_MAX3_ROW(max3x3_s2_row, 2)
-FC_MAX3_ROW(max3x3_s1_row, 1)
-#undef FC_MAX3_ROW
-#undef FC_MAX_CELL
-#undef FC_MAX3_CHUNK
+FC_MAXC_ROW(max3x3_s2_row, 3, 2, FC_MAXC_CELLS3)
+FC_MAXC_ROW(max3x3_s1_row, 3, 1, FC_MAXC_CELLS3)
+FC_MAXC_ROW(max2x2_s2_row, 2, 2, FC_MAXC_CELLS2)
+FC_MAXC_ROW(max2x2_s1_row, 2, 1, FC_MAXC_CELLS2)
+#undef FC_MAXC_CELLS2
+#undef FC_MAXC_CELLS3
+#undef FC_MAXC_CELL
+#undef FC_MAXC_CELL_NOIDX
+#undef FC_MAXC_ROW
+#undef FC_MAXC_FILL
+#undef FC_MAXC_CHUNK
+
+/* One output row of the 2x2 / stride 2 / pad 0 case, for rows of a multiple of 4 outputs (others
+ * go through max2x2_s2_plane): at most 8 lanes, so that the remainder runs as one 4-lane vector,
+ * not as the scalar epilogue. r0, r1: the two input rows of the window; base = h*W of r0 inside
+ * its plane. Scan order a, b, c, d is row-major; a cell takes over when it is strictly larger
+ * (ties keep the first maximum) or when it is the first NaN (once m is NaN nothing replaces it). gcc if-converts and vectorises this form (stride-2 loads become
+ * even/odd shuffles); a bitwise `&` of comparisons instead defeats the vectoriser. */
+static void FN(max2x2_row)(REAL *restrict y, int32_t *restrict am, const REAL *restrict r0,
+                           const REAL *restrict r1, ptrdiff_t OW, int32_t base, int32_t W)
+{
+#pragma omp simd simdlen(8)
+    for (ptrdiff_t j = 0; j < OW; ++j) {
+        const REAL b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+        const int32_t k0 = base + 2 * (int32_t)j;
+        REAL m = r0[2 * j];
+        int32_t k = k0;
+        if (b > m || (b != b && m == m)) { m = b; k = k0 + 1; }
+        if (c > m || (c != c && m == m)) { m = c; k = k0 + W; }
+        if (d > m || (d != d && m == m)) { m = d; k = k0 + W + 1; }
+        y[j] = m;
+        am[j] = k;
+    }
+}
+
+/* Same without indices (inference: argmax == NULL). Only the value matters here, so "take any
+ * NaN" is enough: a NaN m is replaced by nothing but another NaN. */
+static void FN(max2x2_row_noidx)(REAL *restrict y, const REAL *restrict r0,
+                                 const REAL *restrict r1, ptrdiff_t OW)
+{
+#pragma omp simd simdlen(8)
+    for (ptrdiff_t j = 0; j < OW; ++j) {
+        const REAL b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+        REAL m = r0[2 * j];
+        m = (b > m || b != b) ? b : m;
+        m = (c > m || c != c) ? c : m;
+        m = (d > m || d != d) ? d : m;
+        y[j] = m;
+    }
+}
+
+/* A whole plane of the 2x2 / stride 2 / pad 0 pool, taken as one run of OH*OW outputs (they are
+ * contiguous in y): chunks of 64 outputs that may span several output rows, their cells copied
+ * into buffers so that the cells of output jj sit at 2jj, 2jj+1 of b0 (upper row) and b1 (lower),
+ * padded to whole 16-lane vectors. Output rows of the usual nets (4..14) are shorter than one
+ * AVX-512 vector: row by row, those not a multiple of 4 ran largely in the branchy scalar
+ * epilogue (28x28 input: 1.75 ms vs 0.37 this way), and per-row chunks spent their time in the
+ * copies' call overhead. */
+static void FN(max2x2_s2_plane)(REAL *restrict y, int32_t *restrict am, const REAL *restrict xp,
+                                ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW)
+{
+    enum { CH = 64 };
+    _Alignas(64) REAL b0[2 * CH], b1[2 * CH], ym[CH];
+    _Alignas(64) int32_t kb[CH], km[CH];
+    const ptrdiff_t total = OH * OW;
+    ptrdiff_t i = 0, j = 0;   /* output row and column of the chunk's next output */
+    for (ptrdiff_t t0 = 0; t0 < total; t0 += CH) {
+        const ptrdiff_t nn = total - t0 < CH ? total - t0 : CH;
+        const ptrdiff_t npad = (nn + 15) & ~(ptrdiff_t)15;
+        for (ptrdiff_t jj = 0; jj < nn;) {
+            const ptrdiff_t len = OW - j < nn - jj ? OW - j : nn - jj;
+            const REAL *r0 = xp + 2 * i * W + 2 * j;
+            const int32_t base = (int32_t)(2 * i * W + 2 * j);
+            for (ptrdiff_t q = 0; q < 2 * len; ++q) {
+                b0[2 * jj + q] = r0[q];
+                b1[2 * jj + q] = r0[W + q];
+            }
+            for (ptrdiff_t q = 0; q < len; ++q) kb[jj + q] = base + 2 * (int32_t)q;
+            jj += len;
+            j += len;
+            if (j == OW) { j = 0; ++i; }
+        }
+        for (ptrdiff_t jj = nn; jj < npad; ++jj) {
+            b0[2 * jj] = b0[2 * jj + 1] = b1[2 * jj] = b1[2 * jj + 1] = 0;
+            kb[jj] = 0;
+        }
+        if (am) {
+            const int32_t Wi = (int32_t)W;
+#pragma omp simd aligned(b0, b1, kb, ym, km : 64)
+            for (ptrdiff_t jj = 0; jj < npad; ++jj) {   /* row-major scan, first max / NaN wins */
+                const REAL b = b0[2 * jj + 1], c = b1[2 * jj], d = b1[2 * jj + 1];
+                REAL m = b0[2 * jj];
+                int32_t k = kb[jj];
+                const int32_t k0 = k;
+                int take = b > m || (b != b && m == m);
+                k = take ? k0 + 1 : k;
+                m = take ? b : m;
+                take = c > m || (c != c && m == m);
+                k = take ? k0 + Wi : k;
+                m = take ? c : m;
+                take = d > m || (d != d && m == m);
+                k = take ? k0 + Wi + 1 : k;
+                m = take ? d : m;
+                ym[jj] = m;
+                km[jj] = k;
+            }
+            memcpy(am + t0, km, (size_t)nn * sizeof(int32_t));
+        } else {
+#pragma omp simd aligned(b0, b1, ym : 64)
+            for (ptrdiff_t jj = 0; jj < npad; ++jj) {   /* value only: any NaN keeps m NaN */
+                const REAL b = b0[2 * jj + 1], c = b1[2 * jj], d = b1[2 * jj + 1];
+                REAL m = b0[2 * jj];
+                m = (b > m || b != b) ? b : m;
+                m = (c > m || c != c) ? c : m;
+                m = (d > m || d != d) ? d : m;
+                ym[jj] = m;
+            }
+        }
+        memcpy(y + t0, ym, (size_t)nn * sizeof(REAL));
+    }
+}
 
 /* Full-window interior row for 2x2 and 3x3 kernels; returns 0 (nothing done) for other sizes. */
 static int FN(max_row_fixed)(REAL *y, int32_t *k, const REAL *src, ptrdiff_t n, ptrdiff_t KH,
                              ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t W, int32_t idx0)
 {
-    if (KH == 3 && KW == 3) {
-        if (SW == 2 && k)
-            FN(max3x3_s2_row)(y, k, src, n, W, idx0);
-        else if (SW == 1 && k)
-            FN(max3x3_s1_row)(y, k, src, n, W, idx0);
-        else
-            FC_MAX_ROW_K(3, SW);
-        return 1;
-    }
-    if (KH == 2 && KW == 2) {
-        if (SW == 2)
-            FC_MAX_ROW_K(2, 2);
-        else if (SW == 1)
-            FC_MAX_ROW_K(2, 1);
-        else
-            FC_MAX_ROW_K(2, SW);
-        return 1;
-    }
-    return 0;
+#define FC_MAXC_CALL(name)                                                                      \
+    do {                                                                                        \
+        if (k)                                                                                  \
+            FN(name)(y, k, src, n, W, idx0);                                                    \
+        else                                                                                    \
+            FN(name##_noidx)(y, src, n, W);                                                     \
+    } while (0)
+    if (KH != KW || (KH != 2 && KH != 3))
+        return 0;
+    if (KH == 3 && SW == 2)
+        FC_MAXC_CALL(max3x3_s2_row);
+    else if (KH == 3 && SW == 1)
+        FC_MAXC_CALL(max3x3_s1_row);
+    else if (KH == 2 && SW == 2)
+        FC_MAXC_CALL(max2x2_s2_row);
+    else if (KH == 2 && SW == 1)
+        FC_MAXC_CALL(max2x2_s1_row);
+    else if (KH == 3)
+        FC_MAX_ROW_K(3, SW);
+    else
+        FC_MAX_ROW_K(2, SW);
+    return 1;
+#undef FC_MAXC_CALL
 }
 #undef FC_MAX_ROW_K
 
@@ -341,18 +450,19 @@ static void FN(max_pool_forward)(REAL *y, int32_t *argmax, const REAL *x, ptrdif
         const REAL *xp = x + p * H * W;
         REAL *yp = y + p * OH * OW;
         int32_t *ap = argmax ? argmax + p * OH * OW : NULL;
-        if (!fast) {
+        if (fast && OW % 4 == 0) {   /* an odd last row/column is ignored */
+            for (ptrdiff_t i = 0; i < OH; ++i) {
+                const REAL *r0 = xp + 2 * i * W;
+                if (ap)
+                    FN(max2x2_row)(yp + i * OW, ap + i * OW, r0, r0 + W, OW, (int32_t)(2 * i * W),
+                                   (int32_t)W);
+                else
+                    FN(max2x2_row_noidx)(yp + i * OW, r0, r0 + W, OW);
+            }
+        } else if (fast)
+            FN(max2x2_s2_plane)(yp, ap, xp, W, OH, OW);
+        else
             FN(max_plane_general)(yp, ap, xp, H, W, OH, OW, KH, KW, SH, SW, PH, PW);
-            continue;
-        }
-        for (ptrdiff_t i = 0; i < OH; ++i) {   /* fast path: an odd last row/column is ignored */
-            const REAL *r0 = xp + 2 * i * W;
-            if (ap)
-                FN(max2x2_row)(yp + i * OW, ap + i * OW, r0, r0 + W, OW, (int32_t)(2 * i * W),
-                               (int32_t)W);
-            else
-                FN(max2x2_row_noidx)(yp + i * OW, r0, r0 + W, OW);
-        }
     }
 }
 

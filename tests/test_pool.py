@@ -187,6 +187,12 @@ SIMD_CASES = CASES + [
     ((1, 2, 6, 77), 3, 1, 0),      # stride 1, 75 outputs
     ((2, 2, 8, 19), 3, 1, 1),      # stride 1, padded
     ((3, 2, 3, 3), 3, 2, 0),       # one output
+    ((2, 3, 24, 24), 2, 2, 0),     # 2x2/2, 12 outputs a row: the per-row kernel (a multiple of 4)
+    ((2, 3, 28, 29), 2, 2, 0),     # 14 outputs a row, odd W: plane chunks spanning rows
+    ((1, 2, 13, 10), 2, 2, 0),     # 5 a row, 30 a plane (odd H): one partial chunk
+    ((1, 1, 34, 34), 2, 2, 0),     # 289 outputs: several chunks, one ending mid-row
+    ((2, 2, 9, 40), 2, 1, 0),      # 2x2 stride 1: 39 outputs a row
+    ((2, 2, 8, 37), 2, 2, 1),      # 2x2/2 padded: chunked rows of the general path
 ]
 SIMD_IDS = [f"x{c[0]}-k{c[1]}-s{c[2]}-p{c[3]}".replace(" ", "") for c in SIMD_CASES]
 
@@ -202,6 +208,7 @@ def test_every_simd_level_matches_naive(simd, dtype, case, rng):
     ny, nidx = naive.max_pool2d(x, *_naive_args(case))
     np.testing.assert_array_equal(y, ny.astype(dtype))
     np.testing.assert_array_equal(idx, nidx)
+    np.testing.assert_array_equal(F.max_pool2d(x, **kw), y)   # the value-only kernels
     dy = randn(rng, y.shape, dtype)
     assert_close(F.max_pool2d_backward(dy, idx, xs), naive.max_pool2d_backward(dy, idx, xs), dtype)
     x = randn(rng, xs, dtype)
