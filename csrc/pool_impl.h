@@ -249,6 +249,15 @@ static void FN(max2x2_row)(REAL *restrict y, int32_t *restrict am, const REAL *r
     }
 }
 
+/* max of a 2x2 window's cells, row-major, value only: any NaN keeps it NaN. */
+static inline REAL FN(max4)(REAL a, REAL b, REAL c, REAL d)
+{
+    REAL m = a;
+    m = (b > m || b != b) ? b : m;
+    m = (c > m || c != c) ? c : m;
+    return (d > m || d != d) ? d : m;
+}
+
 /* Same without indices (inference: argmax == NULL). Only the value matters here, so "take any
  * NaN" is enough: a NaN m is replaced by nothing but another NaN. */
 static void FN(max2x2_row_noidx)(REAL *restrict y, const REAL *restrict r0,
@@ -256,12 +265,7 @@ static void FN(max2x2_row_noidx)(REAL *restrict y, const REAL *restrict r0,
 {
 #pragma omp simd simdlen(8)
     for (ptrdiff_t j = 0; j < OW; ++j) {
-        const REAL b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
-        REAL m = r0[2 * j];
-        m = (b > m || b != b) ? b : m;
-        m = (c > m || c != c) ? c : m;
-        m = (d > m || d != d) ? d : m;
-        y[j] = m;
+        y[j] = FN(max4)(r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]);
     }
 }
 
@@ -323,14 +327,8 @@ static void FN(max2x2_s2_plane)(REAL *restrict y, int32_t *restrict am, const RE
             memcpy(am + t0, km, (size_t)nn * sizeof(int32_t));
         } else {
 #pragma omp simd aligned(b0, b1, ym : 64)
-            for (ptrdiff_t jj = 0; jj < npad; ++jj) {   /* value only: any NaN keeps m NaN */
-                const REAL b = b0[2 * jj + 1], c = b1[2 * jj], d = b1[2 * jj + 1];
-                REAL m = b0[2 * jj];
-                m = (b > m || b != b) ? b : m;
-                m = (c > m || c != c) ? c : m;
-                m = (d > m || d != d) ? d : m;
-                ym[jj] = m;
-            }
+            for (ptrdiff_t jj = 0; jj < npad; ++jj)
+                ym[jj] = FN(max4)(b0[2 * jj], b0[2 * jj + 1], b1[2 * jj], b1[2 * jj + 1]);
         }
         memcpy(y + t0, ym, (size_t)nn * sizeof(REAL));
     }
