@@ -10,6 +10,9 @@
 #include "fastcnn.h"
 #include "parallel.h"
 #include "simd.h"
+#if FC_X86_VARIANTS
+#include <immintrin.h>   /* the AVX-512 input gather (winograd6_impl.h) */
+#endif
 
 /* Elements a block's transformed planes may take; tuned on Zen 4 (1 MB L2 per core): twice this
  * scaled worse at 2 threads (16->16 on 28x28: 8.7 ms instead of 5.8). */

@@ -86,6 +86,47 @@ static void FN(wg6_weight_adjoint)(REAL *restrict dw, const REAL *restrict dU, p
  * compiler vectorises whatever the image width. (Transforming tile row segments directly from x
  * left 14x14 images with 4-tile segments: scalar code, twice the time.) */
 
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+/* The AVX-512 form of wg6_gather_segment (float): the scalar one stored the 36 cells of a tile
+ * one by one, 6 to each of 6 planes -- 60% of the input transform and ~20% of a DeepConvNet step.
+ * Here a run of up to G tiles of one input row is one masked load of the 6 + M*(G-1) cells it
+ * spans (cells outside the plane masked off: they load as the padding's 0), and column k of
+ * every tile is a two-register permute (lane j <- cell M*j + k), stored with a len-lane mask. */
+static void FN(wg6_gather_avx512)(REAL *restrict P, ptrdiff_t Tb, const REAL *restrict xc,
+                                  ptrdiff_t H, ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t iw0,
+                                  ptrdiff_t len)
+{
+    enum { G = (32 - 6) / WG_M + 1 < 16 ? (32 - 6) / WG_M + 1 : 16 };   /* 7 for M=4, 14 for M=2 */
+    __m512i perm[6];
+    for (int k = 0; k < 6; ++k) {
+        int32_t idx[16];
+        for (int j = 0; j < 16; ++j) idx[j] = (int32_t)(j < G ? WG_M * j + k : 0);
+        perm[k] = _mm512_loadu_si512(idx);
+    }
+    for (ptrdiff_t j0 = 0; j0 < len; j0 += G) {
+        const ptrdiff_t n = len - j0 < G ? len - j0 : G;
+        const ptrdiff_t s = iw0 + WG_M * j0;              /* first input column of the run */
+        const ptrdiff_t span = WG_M * (n - 1) + 6;
+        const ptrdiff_t e0 = s < 0 ? -s : 0, e1 = W - s < span ? W - s : span;
+        const uint64_t cells = e1 > e0 ? ((UINT64_C(1) << e1) - 1) & ~((UINT64_C(1) << e0) - 1) : 0;
+        const __mmask16 out = (__mmask16)((1u << n) - 1);
+        for (int r = 0; r < 6; ++r) {
+            const ptrdiff_t ih = ih0 + r;
+            REAL *p = P + (r * 6) * Tb + j0;
+            __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+            if (ih >= 0 && ih < H && cells) {
+                /* the masked-off lanes are not read: s may be before the row or past the plane */
+                const REAL *src = xc + ih * W + s;
+                lo = _mm512_maskz_loadu_ps((__mmask16)(cells & 0xFFFF), src);
+                hi = _mm512_maskz_loadu_ps((__mmask16)(cells >> 16), src + 16);
+            }
+            for (int k = 0; k < 6; ++k)
+                _mm512_mask_storeu_ps(p + k * Tb, out, _mm512_permutex2var_ps(lo, perm[k], hi));
+        }
+    }
+}
+#endif
+
 /* The 36 raw inputs of len tiles of one tile row segment of the plane xc (H, W), inputs starting
  * at row ih0, column iw0 + M*j (either may be negative: padding; or run past the plane:
  * cropping), into planes P[r*6 + k][j] (Tb apart); cells outside the plane are 0. Only the
@@ -94,6 +135,10 @@ static void FN(wg6_gather_segment)(REAL *restrict P, ptrdiff_t Tb, const REAL *r
                                    ptrdiff_t H, ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t iw0,
                                    ptrdiff_t len)
 {
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+    FN(wg6_gather_avx512)(P, Tb, xc, H, W, ih0, iw0, len);
+    return;
+#endif
     /* tiles [jlo, jhi) have all six columns inside the plane */
     ptrdiff_t jlo = iw0 < 0 ? (WG_M - 1 - iw0) / WG_M : 0;
     ptrdiff_t jhi = W - 6 - iw0 >= 0 ? (W - 6 - iw0) / WG_M + 1 : 0;

@@ -1,7 +1,7 @@
 /* winograd6_variants.h: the four (dtype, variant) instantiations of winograd6_impl.h for one
  * instruction set, named by FC_ISA (e.g. wg6_forward_f32_43_avx512). Included by winograd6.c once
- * per instruction set through simd_targets.h; the 1-D transform macros are winograd6.c's. No
- * include guard. */
+ * per instruction set through simd_targets.h; the 1-D transform macros are winograd6.c's. WG_F32
+ * marks the float copies. No include guard. */
 #define REAL float
 #define GEMM fc_gemm_f32
 #define WG_M 4
@@ -10,9 +10,11 @@
 #define WG_A WG_A_43
 #define WG_G WG_G_43
 #define WG_GT WG_GT_43
+#define WG_F32 1
 #define FN(name) FC_SIMD_NAME(name, f32_43, FC_ISA)
 #include "winograd6_impl.h"
 #undef FN
+#undef WG_F32
 #undef REAL
 #undef GEMM
 #define REAL double
@@ -36,10 +38,12 @@
 #define WG_G WG_G_25
 #define WG_GT WG_GT_25
 #define REAL float
+#define WG_F32 1
 #define GEMM fc_gemm_f32
 #define FN(name) FC_SIMD_NAME(name, f32_25, FC_ISA)
 #include "winograd6_impl.h"
 #undef FN
+#undef WG_F32
 #undef REAL
 #undef GEMM
 #define REAL double
