@@ -115,10 +115,13 @@ static void FN(wg6_gather_avx512)(REAL *restrict P, ptrdiff_t Tb, const REAL *re
             REAL *p = P + (r * 6) * Tb + j0;
             __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
             if (ih >= 0 && ih < H && cells) {
-                /* the masked-off lanes are not read: s may be before the row or past the plane */
-                const REAL *src = xc + ih * W + s;
-                lo = _mm512_maskz_loadu_ps((__mmask16)(cells & 0xFFFF), src);
-                hi = _mm512_maskz_loadu_ps((__mmask16)(cells >> 16), src + 16);
+                /* masked-off lanes are not read, so the run may start before the row or end
+                 * past the plane; its address is formed as an integer (no out-of-bounds pointer) */
+                const uintptr_t src =
+                    (uintptr_t)(xc + ih * W) + (uintptr_t)(s * (ptrdiff_t)sizeof(REAL));
+                lo = _mm512_maskz_loadu_ps((__mmask16)(cells & 0xFFFF), (const void *)src);
+                hi = _mm512_maskz_loadu_ps((__mmask16)(cells >> 16),
+                                           (const void *)(src + 16 * sizeof(REAL)));
             }
             for (int k = 0; k < 6; ++k)
                 _mm512_mask_storeu_ps(p + k * Tb, out, _mm512_permutex2var_ps(lo, perm[k], hi));
