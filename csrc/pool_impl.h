@@ -178,7 +178,7 @@ static inline void FN(max_row_k_noidx)(REAL *restrict y, const REAL *restrict sr
         const REAL v_ = buf[a][(S) * j + (b)];                                                  \
         m = (v_ > m || v_ != v_) ? v_ : m;                                                      \
     }
-#define FC_MAXC_ROW(name, K, S, CELLS)                                                              \
+#define FC_MAXC_ROW(name, K, S, CELLS)                                                  \
     static void FN(name)(REAL *restrict y, int32_t *restrict am, const REAL *restrict src,      \
                          ptrdiff_t n, ptrdiff_t W, int32_t idx0)                                \
     {                                                                                           \
@@ -230,8 +230,9 @@ FC_MAXC_ROW(max2x2_s1_row, 2, 1, FC_MAXC_CELLS2)
  * go through max2x2_s2_plane): at most 8 lanes, so that the remainder runs as one 4-lane vector,
  * not as the scalar epilogue. r0, r1: the two input rows of the window; base = h*W of r0 inside
  * its plane. Scan order a, b, c, d is row-major; a cell takes over when it is strictly larger
- * (ties keep the first maximum) or when it is the first NaN (once m is NaN nothing replaces it). gcc if-converts and vectorises this form (stride-2 loads become
- * even/odd shuffles); a bitwise `&` of comparisons instead defeats the vectoriser. */
+ * (ties keep the first maximum) or when it is the first NaN (once m is NaN nothing replaces it).
+ * gcc if-converts and vectorises this form (stride-2 loads become even/odd shuffles); a bitwise
+ * `&` of comparisons instead defeats the vectoriser. */
 static void FN(max2x2_row)(REAL *restrict y, int32_t *restrict am, const REAL *restrict r0,
                            const REAL *restrict r1, ptrdiff_t OW, int32_t base, int32_t W)
 {
