@@ -144,13 +144,13 @@ static inline void FN(max_row_k_noidx)(REAL *restrict y, const REAL *restrict sr
             FN(max_row_k_noidx)(y, src, n, K, K, s, W);                                         \
     } while (0)
 
-/* K x K windows (K = 2, 3) with a constant column stride S, in the form max_row_k uses. The rows
- * of the usual nets are short (3..27 outputs), shorter than or barely over one vector, and a
- * vectorised loop leaves its remainder to a scalar epilogue that branches per cell (mispredicted
- * on real data: 13 ms for AlexNet's first pool; with 16-lane AVX-512 vectors a 12-output row of a
- * 2x2 pool is all epilogue, 5x slower than AVX2). So each chunk of outputs is computed over a whole
- * number of 16-lane vectors from a copy of its K input rows zero-padded to match, and the real
- * outputs copied out. The _noidx form computes values only (inference). */
+/* Interior rows of K x K windows (K = 2, 3) with a constant column stride S, in the form
+ * max_row_k uses. The rows of the usual nets are short (3..27 outputs), shorter than or barely
+ * over one vector, and a vectorised loop leaves its remainder to a scalar epilogue that branches
+ * per cell (mispredicted on real data: 13 ms for AlexNet's first pool; with AVX-512's 16 lanes a
+ * 12-output row is all epilogue). So each chunk of outputs is computed over a whole number of
+ * 16-lane vectors from a copy of its K input rows zero-padded to match, and the real outputs
+ * copied out. The _noidx form computes values only (inference). */
 #define FC_MAXC_CHUNK 64   /* outputs per chunk: a multiple of 16 (the widest vector) */
 #define FC_MAXC_FILL(K, S)                                                                      \
     const ptrdiff_t nn = n - j0 < FC_MAXC_CHUNK ? n - j0 : FC_MAXC_CHUNK;                       \
