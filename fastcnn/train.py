@@ -12,6 +12,7 @@ logit equals the label; epochs are numbered from 1 in messages, callbacks and pr
 import dataclasses
 import math
 import time
+import warnings
 
 import numpy as np
 
@@ -78,7 +79,8 @@ class History:
 @dataclasses.dataclass
 class TrainContext:
     """Handed to callbacks that define ``on_train_begin(context)`` before the first epoch:
-    what a resumable checkpoint needs besides the model and optimizer."""
+    what a resumable checkpoint needs besides the model and optimizer, and where a resumed run
+    starts (``start_epoch`` epochs done, their metrics in ``history``)."""
 
     rng: np.random.Generator
     scheduler: object
@@ -86,6 +88,8 @@ class TrainContext:
     epochs: int
     batch_size: int
     has_val: bool
+    start_epoch: int = 0
+    history: object = None
 
 
 class Callback:
@@ -108,6 +112,16 @@ def _mode_for(monitor, mode):
     return mode
 
 
+def _earlier_values(monitor, context):
+    """(epoch, value) of ``monitor`` for the epochs a resumed run has already done (none for a
+    fresh run): callbacks that track a best value rebuild it from them, so that a resume does
+    what the uninterrupted run would have done."""
+    if context is None or not context.start_epoch or context.history is None:
+        return []
+    values = context.history.metric(monitor)[:context.start_epoch]
+    return list(enumerate(values, start=context.start_epoch - len(values) + 1))
+
+
 def _check_monitor(who, monitor, context):
     if monitor not in _METRICS:
         raise ValueError(f"{who}: monitor must be one of {sorted(_METRICS)}, got {monitor!r}")
@@ -121,6 +135,9 @@ class EarlyStopping(Callback):
     monitor: "val_loss" (default), "val_acc", "train_loss" or "train_acc"; mode "auto" minimises
     losses and maximises accuracies. restore_best=True copies the best epoch's weights back into
     the model when stopping (or at the end). ``stopped_epoch`` is the epoch it stopped at.
+    Resumed (``fit(..., start_epoch=k, history=h)``) it rebuilds its best value and patience count
+    from ``h``, so it stops where the uninterrupted run would have; weights from before the resume
+    it cannot restore (it warns and keeps the last epoch's).
     """
 
     def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto",
@@ -142,6 +159,11 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, context):
         _check_monitor("EarlyStopping", self.monitor, context)
+        for epoch, value in _earlier_values(self.monitor, context):   # a resumed run
+            if self._improved(value):
+                self.best, self.best_epoch, self.wait = value, epoch, 0
+            else:
+                self.wait += 1
 
     def _improved(self, value):
         if self.best is None:
@@ -162,6 +184,11 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             if self.restore_best and self._best_state is not None:
                 model.load_state_dict(self._best_state)
+            elif self.restore_best:
+                warnings.warn(f"EarlyStopping: the best epoch ({self.best_epoch}) came before "
+                              f"this run resumed and its weights were not kept: the model keeps "
+                              f"epoch {epoch}'s weights (save them with "
+                              f"Checkpoint(save_best=True))", RuntimeWarning, stacklevel=2)
             return True
         return False
 
@@ -173,7 +200,8 @@ class Checkpoint(Callback):
     every: save every ``every`` epochs. save_best=True: instead save only when ``monitor``
     improves (mode "auto": losses down, accuracies up). Each file holds the model, optimizer,
     scheduler, the shuffling rng's state, the history and ``epoch``, so
-    ``fit(..., **checkpoint.load(path).fit_kwargs())`` continues exactly.
+    ``fit(..., **checkpoint.load(path).fit_kwargs())`` continues exactly. With save_best, a
+    resumed run compares against the best value in the history, not just its own epochs.
     """
 
     def __init__(self, path, every=1, save_best=False, monitor="val_loss", mode="auto"):
@@ -189,14 +217,21 @@ class Checkpoint(Callback):
     def on_train_begin(self, context):
         if self.save_best:
             _check_monitor("Checkpoint", self.monitor, context)
+            # a resumed run: the best so far is in the history (else the first epoch after the
+            # resume would overwrite the best file with a worse model)
+            for _, value in _earlier_values(self.monitor, context):
+                if self._better(value):
+                    self.best = value
         self._context = context
+
+    def _better(self, value):
+        return self.best is None or (value < self.best if self.mode == "min"
+                                     else value > self.best)
 
     def on_epoch_end(self, epoch, history, model, optimizer):
         if self.save_best:
             value = history.metric(self.monitor)[-1]
-            better = self.best is None or (value < self.best if self.mode == "min"
-                                           else value > self.best)
-            if not better:
+            if not self._better(value):
                 return False
             self.best = value
         elif epoch % self.every:
@@ -367,7 +402,8 @@ def fit(model, optimizer, train_data, val_data=None, *, epochs=10, batch_size=10
     history = History() if history is None else history
     callbacks = list(callbacks)
     context = TrainContext(rng=rng, scheduler=scheduler, loss=loss_fn, epochs=epochs,
-                           batch_size=batch_size, has_val=val is not None)
+                           batch_size=batch_size, has_val=val is not None,
+                           start_epoch=start_epoch, history=history)
     monitor = getattr(scheduler, "monitor", None) if getattr(scheduler, "needs_metric", False) \
         else None
     if monitor is not None:

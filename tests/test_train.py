@@ -306,3 +306,70 @@ def test_simple_convnet_reaches_97_percent_on_digits():
     print(f"digits: test accuracy {acc:.4f}, loss {loss:.4f}, {seconds:.1f} s")
     assert acc >= 0.97, f"test accuracy {acc:.4f} < 0.97"
     assert math.isfinite(loss)
+
+
+def _plain_model(seed=0):
+    """spy_model without the Spy (a checkpoint rebuilds its model from fastcnn's layers)."""
+    return layers.Sequential(layers.Affine(2, 3, dtype=np.float64, rng=seed))
+
+
+def _resume_from(tmp_path, epoch, **fit):
+    from fastcnn import checkpoint
+    c = checkpoint.load(tmp_path / f"e{epoch}.npz")
+    return c, dict(fit, **c.fit_kwargs())
+
+
+@pytest.mark.parametrize("resume_at", [1, 2, 3])
+def test_early_stopping_resumed_stops_where_the_straight_run_did(tmp_path, resume_at):
+    # val_acc of a 3-class problem plateaus quickly: the straight run stops early; a run resumed
+    # from any earlier checkpoint with a fresh EarlyStopping must stop at the same epoch with the
+    # same best epoch (the patience count is rebuilt from the saved history)
+    x, y = id_data(30)
+    xv, yv = id_data(12, seed=1)
+
+    def fit(model, opt, stop, **kw):
+        return train.fit(model, opt, (x, y), (xv, yv), epochs=30, batch_size=8,
+                         callbacks=[stop, train.Checkpoint(str(tmp_path / "e{epoch}.npz"))], **kw)
+
+    model = _plain_model()
+    straight = train.EarlyStopping(monitor="val_acc", patience=3)
+    h = fit(model, optim.SGD(model, lr=0.05), straight, rng=np.random.default_rng(1))
+    assert straight.stopped_epoch is not None and straight.stopped_epoch > resume_at
+    c, kw = _resume_from(tmp_path, resume_at)
+    resumed = train.EarlyStopping(monitor="val_acc", patience=3)
+    h2 = train.fit(c.model, c.optimizer, (x, y), (xv, yv), epochs=30, batch_size=8,
+                   callbacks=[resumed], **kw)
+    assert (resumed.stopped_epoch, resumed.best_epoch, resumed.best) == \
+        (straight.stopped_epoch, straight.best_epoch, straight.best)
+    assert h2 == h
+
+
+def test_best_checkpoint_is_not_overwritten_by_a_worse_epoch_after_resume(tmp_path):
+    x, y = id_data(30)
+    model = _plain_model()
+    best = train.Checkpoint(str(tmp_path / "best.npz"), save_best=True, monitor="train_loss")
+    every = train.Checkpoint(str(tmp_path / "e{epoch}.npz"))
+    h = train.fit(model, optim.SGD(model, lr=0.05), (x, y), epochs=4, batch_size=8,
+                  callbacks=[best, every])
+    c, kw = _resume_from(tmp_path, 4)
+    saved = (tmp_path / "best.npz").read_bytes()
+    # one more epoch whose loss is made worse than every earlier one
+    resumed = train.Checkpoint(str(tmp_path / "best.npz"), save_best=True, monitor="train_loss")
+    kw["history"].epoch_train_loss[:] = [v - 100.0 for v in h.epoch_train_loss]
+    train.fit(c.model, c.optimizer, (x, y), epochs=5, batch_size=8, callbacks=[resumed], **kw)
+    assert resumed.saved == [] and (tmp_path / "best.npz").read_bytes() == saved
+
+
+def test_restore_best_warns_when_the_best_weights_predate_the_resume():
+    stop = train.EarlyStopping(monitor="val_acc", patience=1, restore_best=True)
+    _, model = spy_model()
+    h = train.History()
+    h.epoch_val_acc.append(0.9)
+    stop.on_train_begin(train.TrainContext(rng=None, scheduler=None, loss=None, epochs=3,
+                                           batch_size=1, has_val=True, start_epoch=1, history=h))
+    assert stop.best_epoch == 1 and stop.wait == 0
+    before = model.state_dict()
+    h.epoch_val_acc.append(0.5)
+    with pytest.warns(RuntimeWarning, match=r"best epoch \(1\) came before this run resumed"):
+        assert stop.on_epoch_end(2, h, model, None)
+    np.testing.assert_array_equal(model[1].weight.data, before["1.weight"])
