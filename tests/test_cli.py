@@ -304,6 +304,23 @@ def test_progress_bar_on_a_terminal(monkeypatch):
     assert "epoch 1/2  train loss 1.2000 acc 0.5000  val loss 1.3000 acc 0.4000" in text
 
 
+def test_progress_bar_with_tqdm():
+    tqdm = pytest.importorskip("tqdm")
+    s = io.StringIO()
+    p = cli.Progress(_Tap(), stream=s, bar=True)
+    events = list(_events())
+    for e, info in events[:2]:
+        p(e, info)
+    assert isinstance(p._tqdm, tqdm.tqdm) and p._tqdm.n == 2 and p._tqdm.total == 2
+    assert p._tqdm.postfix == "loss 1.5000 acc 0.7000"
+    p(*events[2])
+    assert p._tqdm is None                                   # closed at the epoch's end
+    text = s.getvalue()
+    assert "epoch 1/2:" in text and "0/2" in text            # tqdm's bar, on the given stream
+    assert text.endswith("epoch 1/2  train loss 1.2000 acc 0.5000  val loss 1.3000 acc 0.4000  "
+                         "lr 0.1  0.5s\n")
+
+
 def test_progress_plain_lines():
     s = io.StringIO()
     p = cli.Progress(_Tap(), stream=s, bar=False)
