@@ -159,11 +159,16 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, context):
         _check_monitor("EarlyStopping", self.monitor, context)
-        for epoch, value in _earlier_values(self.monitor, context):   # a resumed run
-            if self._improved(value):
-                self.best, self.best_epoch, self.wait = value, epoch, 0
-            else:
-                self.wait += 1
+        earlier = _earlier_values(self.monitor, context)
+        if earlier:   # a resumed run: the state follows from the history alone (also on reuse)
+            kept_epoch, kept_state = self.best_epoch, self._best_state
+            self.best, self.best_epoch, self.wait = None, None, 0
+            for epoch, value in earlier:
+                if self._improved(value):
+                    self.best, self.best_epoch, self.wait = value, epoch, 0
+                else:
+                    self.wait += 1
+            self._best_state = kept_state if kept_epoch == self.best_epoch else None
 
     def _improved(self, value):
         if self.best is None:
@@ -219,9 +224,12 @@ class Checkpoint(Callback):
             _check_monitor("Checkpoint", self.monitor, context)
             # a resumed run: the best so far is in the history (else the first epoch after the
             # resume would overwrite the best file with a worse model)
-            for _, value in _earlier_values(self.monitor, context):
-                if self._better(value):
-                    self.best = value
+            earlier = _earlier_values(self.monitor, context)
+            if earlier:
+                self.best = None
+                for _, value in earlier:
+                    if self._better(value):
+                        self.best = value
         self._context = context
 
     def _better(self, value):

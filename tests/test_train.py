@@ -373,3 +373,26 @@ def test_restore_best_warns_when_the_best_weights_predate_the_resume():
     with pytest.warns(RuntimeWarning, match=r"best epoch \(1\) came before this run resumed"):
         assert stop.on_epoch_end(2, h, model, None)
     np.testing.assert_array_equal(model[1].weight.data, before["1.weight"])
+
+
+def test_early_stopping_reused_across_fit_calls_counts_each_epoch_once():
+    # fit in two calls (5 epochs, then on to 30) with the same EarlyStopping object: the same
+    # stop as one call, not a patience count inflated by replaying epochs it already saw
+    x, y = id_data(30)
+    xv, yv = id_data(12, seed=1)
+    kw = dict(batch_size=8)
+
+    model = _plain_model()
+    one = train.EarlyStopping(monitor="val_acc", patience=3)
+    h = train.fit(model, optim.SGD(model, lr=0.05), (x, y), (xv, yv), epochs=30,
+                  rng=np.random.default_rng(1), callbacks=[one], **kw)
+    assert one.stopped_epoch > 2
+
+    model = _plain_model()
+    opt, rng = optim.SGD(model, lr=0.05), np.random.default_rng(1)
+    two = train.EarlyStopping(monitor="val_acc", patience=3)
+    h2 = train.fit(model, opt, (x, y), (xv, yv), epochs=2, rng=rng, callbacks=[two], **kw)
+    train.fit(model, opt, (x, y), (xv, yv), epochs=30, rng=rng, callbacks=[two],
+              start_epoch=2, history=h2, **kw)
+    assert (two.stopped_epoch, two.best_epoch) == (one.stopped_epoch, one.best_epoch)
+    assert h2 == h
