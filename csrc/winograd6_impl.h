@@ -88,7 +88,8 @@ static void FN(wg6_weight_adjoint)(REAL *restrict dw, const REAL *restrict dU, p
 
 #if defined(FC_ISA_AVX512) && defined(WG_F32)
 /* The AVX-512 form of wg6_gather_segment (float): the scalar one stored the 36 cells of a tile
- * one by one, 6 to each of 6 planes -- 60% of the input transform and ~20% of a DeepConvNet step.
+ * one by one, 6 to each of 6 planes: 60% of the input transform, itself ~20% of a DeepConvNet
+ * step (perf, 1 thread).
  * Here a run of up to G tiles of one input row is one masked load of the 6 + M*(G-1) cells it
  * spans (cells outside the plane masked off: they load as the padding's 0), and column k of
  * every tile is a two-register permute (lane j <- cell M*j + k), stored with a len-lane mask. */
@@ -97,12 +98,12 @@ static void FN(wg6_gather_avx512)(REAL *restrict P, ptrdiff_t Tb, const REAL *re
                                   ptrdiff_t len)
 {
     enum { G = (32 - 6) / WG_M + 1 < 16 ? (32 - 6) / WG_M + 1 : 16 };   /* 7 for M=4, 14 for M=2 */
+    /* lane j of column k takes cell M*j + k (lanes >= G wrap mod 32 and are never stored);
+     * constants the compiler folds, not a table built per call */
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i cell0 = _mm512_mullo_epi32(lane, _mm512_set1_epi32(WG_M));
     __m512i perm[6];
-    for (int k = 0; k < 6; ++k) {
-        int32_t idx[16];
-        for (int j = 0; j < 16; ++j) idx[j] = (int32_t)(j < G ? WG_M * j + k : 0);
-        perm[k] = _mm512_loadu_si512(idx);
-    }
+    for (int k = 0; k < 6; ++k) perm[k] = _mm512_add_epi32(cell0, _mm512_set1_epi32(k));
     for (ptrdiff_t j0 = 0; j0 < len; j0 += G) {
         const ptrdiff_t n = len - j0 < G ? len - j0 : G;
         const ptrdiff_t s = iw0 + WG_M * j0;              /* first input column of the run */

@@ -376,7 +376,7 @@ def test_restore_best_warns_when_the_best_weights_predate_the_resume():
 
 
 def test_early_stopping_reused_across_fit_calls_counts_each_epoch_once():
-    # fit in two calls (5 epochs, then on to 30) with the same EarlyStopping object: the same
+    # fit in two calls (2 epochs, then on to 30) with the same EarlyStopping object: the same
     # stop as one call, not a patience count inflated by replaying epochs it already saw
     x, y = id_data(30)
     xv, yv = id_data(12, seed=1)
