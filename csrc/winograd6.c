@@ -65,14 +65,15 @@ ptrdiff_t fc_conv2d_winograd6_forward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdif
     return 36 * OC * C + wg6_nt(n_threads) * wg6_forward_per_thread(C, OC);
 }
 
-/* The larger of backward-weights' (per-thread parts) and backward-data's (the flipped
- * kernel, then a forward of OC -> C channels on dy (OH, OW) with padding R - 1 - P). */
+/* The larger of the fused backward's (U, then the per-thread parts of backward-weights) and,
+ * for batches smaller than the thread count, backward-data's (the flipped kernel, then a forward
+ * of OC -> C channels on dy (OH, OW) with padding R - 1 - P). */
 ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdiff_t H,
                                                  ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW,
                                                  ptrdiff_t OC, int n_threads)
 {
     ptrdiff_t OH = H + 2 * PH - R + 1, OW = W + 2 * PW - R + 1;
-    ptrdiff_t weights = wg6_nt(n_threads) * wg6_weights_per_thread(C, OC);
+    ptrdiff_t weights = 36 * OC * C + wg6_nt(n_threads) * wg6_weights_per_thread(C, OC);
     ptrdiff_t data = R * R * OC * C
                      + fc_conv2d_winograd6_forward_workspace(R, OC, OH, OW, R - 1 - PH,
                                                              R - 1 - PW, C, n_threads);

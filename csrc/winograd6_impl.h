@@ -27,6 +27,19 @@
         o[4] = (REAL)0.5 * (d1 - d3) - d2 + d4;                                               \
         o[5] = d1 + (REAL)1.5 * (d4 - d2) - (REAL)2 * d3 + d5;                                \
     } while (0)
+/* B (6x6), the adjoint of B^T, for backward-data: column i of B^T above is row i here. */
+#define WG6_B(o, p, s)                                                                        \
+    do {                                                                                      \
+        const REAL e0 = (p)[0], e1 = (p)[(s)], e2 = (p)[2 * (s)], e3 = (p)[3 * (s)];          \
+        const REAL e4 = (p)[4 * (s)], e5 = (p)[5 * (s)];                                      \
+        o[0] = e0;                                                                            \
+        o[1] = e2 - e1 + e5 + (REAL)0.5 * e4 - (REAL)1.5 * e0 - (REAL)2 * e3;                 \
+        o[2] = (REAL)0.5 * e1 - (REAL)2 * e0 - (REAL)2.5 * e2 - e3 - e4 - (REAL)1.5 * e5;     \
+        o[3] = (REAL)1.5 * e0 + (REAL)2.5 * e1 + (REAL)0.5 * e2 + (REAL)2 * e3                \
+               - (REAL)0.5 * e4 - (REAL)2 * e5;                                               \
+        o[4] = e0 + e1 + e2 + e3 + e4 + (REAL)1.5 * e5;                                       \
+        o[5] = e5;                                                                            \
+    } while (0)
 #endif
 
 #define WG_MM (WG_M * WG_M)
@@ -129,6 +142,142 @@ static void FN(wg6_gather_avx512)(REAL *restrict P, ptrdiff_t Tb, const REAL *re
         }
     }
 }
+
+/* Lane constants of the row gathers and scatters below: GT tiles of M cells span 32 (two
+ * registers); `lane` counts 0..15. */
+#define WG6_GT (32 / WG_M)
+#define WG6_LANES _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+
+/* z[k*Tb + j] = src[M*j + k] for the len tiles j of one output row segment, cells at or past cnt
+ * being 0 (the output's right edge): the AVX-512 form of wg6_grad_block's scalar gather, which
+ * was a third of a 16->32 weight gradient (perf, 14x14 maps). A run of up to GT tiles is one
+ * masked load of its 32 cells, and column k of every tile one permute (lane j <- cell M*j + k). */
+static void FN(wg6_row_gather_avx512)(REAL *restrict z, ptrdiff_t Tb, const REAL *restrict src,
+                                      ptrdiff_t cnt, ptrdiff_t len)
+{
+    const __m512i cell0 = _mm512_mullo_epi32(WG6_LANES, _mm512_set1_epi32(WG_M));
+    for (ptrdiff_t j0 = 0; j0 < len; j0 += WG6_GT) {
+        const ptrdiff_t n = len - j0 < WG6_GT ? len - j0 : WG6_GT;
+        ptrdiff_t cells = cnt - WG_M * j0;
+        cells = cells < 0 ? 0 : cells > 32 ? 32 : cells;
+        const uint64_t in = (UINT64_C(1) << cells) - 1;
+        /* masked-off lanes are not read: the address is formed as an integer, as in the gather */
+        const uintptr_t at = (uintptr_t)src + (uintptr_t)(WG_M * j0 * (ptrdiff_t)sizeof(REAL));
+        const __m512 lo = _mm512_maskz_loadu_ps((__mmask16)(in & 0xFFFF), (const void *)at);
+        const __m512 hi = _mm512_maskz_loadu_ps((__mmask16)(in >> 16),
+                                                (const void *)(at + 16 * sizeof(REAL)));
+        const __mmask16 out = (__mmask16)((1u << n) - 1);
+        for (int k = 0; k < WG_M; ++k)
+            _mm512_mask_storeu_ps(z + k * Tb + j0, out,
+                                  _mm512_permutex2var_ps(lo, _mm512_add_epi32(cell0,
+                                                         _mm512_set1_epi32(k)), hi));
+    }
+}
+
+/* dst[M*j + k] = z[k*Tb + j] for the cnt cells of one output row segment: the AVX-512 form of
+ * wg6_output_block's scalar scatter (half of that function, perf). The GT tiles of a run are
+ * two sources: M = 4, [z0 | z1] and [z2 | z3], 8 tiles each; M = 2, z0 and z1, 16 each. Cell l
+ * (tile l/M, column l%M) is lane (l%M)*GT + l/M of them; the second 16 cells are GT/2 tiles on. */
+static void FN(wg6_row_scatter_avx512)(REAL *restrict dst, const REAL *restrict z, ptrdiff_t Tb,
+                                       ptrdiff_t cnt)
+{
+    const __m512i lane = WG6_LANES;
+    const __m512i idx_lo = _mm512_add_epi32(
+        _mm512_mullo_epi32(_mm512_and_epi32(lane, _mm512_set1_epi32(WG_M - 1)),
+                           _mm512_set1_epi32(WG6_GT)),
+        _mm512_srli_epi32(lane, WG_M == 4 ? 2 : 1));
+    const __m512i idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(16 / WG_M));
+    for (ptrdiff_t c0 = 0, j0 = 0; c0 < cnt; c0 += 32, j0 += WG6_GT) {
+        const ptrdiff_t cells = cnt - c0 < 32 ? cnt - c0 : 32;
+        const ptrdiff_t n = (cells + WG_M - 1) / WG_M;   /* tiles the run touches */
+        const uint64_t out = (UINT64_C(1) << cells) - 1;
+        __m512 a, b;
+#if WG_M == 4
+        const __mmask8 t = (__mmask8)((1u << n) - 1);
+        a = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_maskz_loadu_ps(t, z + j0)),
+                               _mm256_maskz_loadu_ps(t, z + Tb + j0), 1);
+        b = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_maskz_loadu_ps(t, z + 2 * Tb + j0)),
+                               _mm256_maskz_loadu_ps(t, z + 3 * Tb + j0), 1);
+#else
+        const __mmask16 t = (__mmask16)((1u << n) - 1);
+        a = _mm512_maskz_loadu_ps(t, z + j0);
+        b = _mm512_maskz_loadu_ps(t, z + Tb + j0);
+#endif
+        _mm512_mask_storeu_ps(dst + c0, (__mmask16)(out & 0xFFFF),
+                              _mm512_permutex2var_ps(a, idx_lo, b));
+        if (cells > 16)
+            _mm512_mask_storeu_ps(dst + c0 + 16, (__mmask16)(out >> 16),
+                                  _mm512_permutex2var_ps(a, idx_hi, b));
+    }
+}
+/* dst[M*j + k] += Z[k][j] (Z: 6 planes Tb apart, z at tile 0) for the len tiles of one input row
+ * segment, k < 6: neighbouring tiles share 6 - M columns, summed here. dst is the row at the
+ * segment's first column iw0 (negative: padding) of a row of W cells; cells outside [0, W)
+ * are dropped. A 32-cell run is the sum of the permutes (as the scatter's) of the plane groups
+ * g = 0, 1, ... (planes g*M .. g*M + M - 1, absent ones zero), group g taken g tiles back. */
+static void FN(wg6_row_add_avx512)(REAL *restrict dst, ptrdiff_t iw0, ptrdiff_t W,
+                                   const REAL *restrict z, ptrdiff_t Tb, ptrdiff_t len)
+{
+    enum { GROUPS = (6 + WG_M - 1) / WG_M };   /* 2 for M=4, 3 for M=2 */
+    const __m512i lane = WG6_LANES;
+    const __m512i idx_lo = _mm512_add_epi32(
+        _mm512_mullo_epi32(_mm512_and_epi32(lane, _mm512_set1_epi32(WG_M - 1)),
+                           _mm512_set1_epi32(WG6_GT)),
+        _mm512_srli_epi32(lane, WG_M == 4 ? 2 : 1));
+    const __m512i idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(16 / WG_M));
+    const ptrdiff_t span = WG_M * (len - 1) + 6;
+    /* cells [lo, hi) of the span fall inside the row */
+    const ptrdiff_t lo = iw0 < 0 ? -iw0 : 0, hi = W - iw0 < span ? W - iw0 : span;
+    for (ptrdiff_t c0 = 0, j0 = 0; c0 < span; c0 += 32, j0 += WG6_GT) {
+        __m512 acc_lo = _mm512_setzero_ps(), acc_hi = _mm512_setzero_ps();
+        for (int g = 0; g < GROUPS; ++g) {
+            /* tiles j0 - g + t, t < GT, that exist */
+            const ptrdiff_t first = j0 - g;
+            const ptrdiff_t t0 = first < 0 ? -first : 0;
+            const ptrdiff_t t1 = len - first < WG6_GT ? len - first : WG6_GT;
+            if (t1 <= t0) continue;
+            const unsigned tm = ((1u << t1) - 1) & ~((1u << t0) - 1);
+            const uintptr_t at = (uintptr_t)z + (uintptr_t)(first * (ptrdiff_t)sizeof(REAL));
+            const uintptr_t ps = (uintptr_t)(Tb * (ptrdiff_t)sizeof(REAL));
+            __m512 a, b;
+#if WG_M == 4
+            /* group 0: planes 0..3; group 1: planes 4, 5 and two zero planes */
+            const __m256 z0 = _mm256_maskz_loadu_ps((__mmask8)tm, (const void *)(at + 4 * g * ps));
+            const __m256 z1 = _mm256_maskz_loadu_ps((__mmask8)tm,
+                                                    (const void *)(at + (4 * g + 1) * ps));
+            a = _mm512_insertf32x8(_mm512_castps256_ps512(z0), z1, 1);
+            if (g == 0) {
+                const __m256 z2 = _mm256_maskz_loadu_ps((__mmask8)tm, (const void *)(at + 2 * ps));
+                const __m256 z3 = _mm256_maskz_loadu_ps((__mmask8)tm, (const void *)(at + 3 * ps));
+                b = _mm512_insertf32x8(_mm512_castps256_ps512(z2), z3, 1);
+            } else {
+                b = _mm512_setzero_ps();
+            }
+#else
+            a = _mm512_maskz_loadu_ps((__mmask16)tm, (const void *)(at + 2 * g * ps));
+            b = _mm512_maskz_loadu_ps((__mmask16)tm, (const void *)(at + (2 * g + 1) * ps));
+#endif
+            acc_lo = _mm512_add_ps(acc_lo, _mm512_permutex2var_ps(a, idx_lo, b));
+            acc_hi = _mm512_add_ps(acc_hi, _mm512_permutex2var_ps(a, idx_hi, b));
+        }
+        /* cells c0 + l inside [lo, hi) */
+        const ptrdiff_t a0 = lo - c0 < 0 ? 0 : lo - c0 > 32 ? 32 : lo - c0;
+        const ptrdiff_t a1 = hi - c0 < 0 ? 0 : hi - c0 > 32 ? 32 : hi - c0;
+        if (a1 <= a0) continue;
+        const uint64_t cells = ((UINT64_C(1) << a1) - 1) & ~((UINT64_C(1) << a0) - 1);
+        const __mmask16 m_lo = (__mmask16)(cells & 0xFFFF), m_hi = (__mmask16)(cells >> 16);
+        const uintptr_t d = (uintptr_t)dst + (uintptr_t)((iw0 + c0) * (ptrdiff_t)sizeof(REAL));
+        REAL *d_lo = (REAL *)d, *d_hi = (REAL *)(d + 16 * sizeof(REAL));
+        if (m_lo)
+            _mm512_mask_storeu_ps(d_lo, m_lo, _mm512_add_ps(_mm512_maskz_loadu_ps(m_lo, d_lo),
+                                                            acc_lo));
+        if (m_hi)
+            _mm512_mask_storeu_ps(d_hi, m_hi, _mm512_add_ps(_mm512_maskz_loadu_ps(m_hi, d_hi),
+                                                            acc_hi));
+    }
+}
+#undef WG6_LANES
+#undef WG6_GT
 #endif
 
 /* The 36 raw inputs of len tiles of one tile row segment of the plane xc (H, W), inputs starting
@@ -251,6 +400,10 @@ static void FN(wg6_output_block)(REAL *restrict y, REAL *restrict rb, const REAL
             for (int i = 0; i < WG_M && WG_M * ti + i < OH; ++i) {
                 REAL *dst = y + ((n * OC + oc) * OH + WG_M * ti + i) * OW + ow0;
                 const REAL *z = o + (i * WG_M) * Tb + q;
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+                FN(wg6_row_scatter_avx512)(dst, z, Tb, WG_M * full + rest);
+                continue;
+#endif
                 for (ptrdiff_t j = 0; j < full; ++j)
                     for (int k = 0; k < WG_M; ++k) dst[WG_M * j + k] = z[k * Tb + j];
                 for (ptrdiff_t k = 0; k < rest; ++k) dst[WG_M * full + k] = z[k * Tb + full];
@@ -284,6 +437,10 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
                     continue;
                 }
                 const REAL *src = dy + ((n * OC + oc) * OH + WG_M * ti + i) * OW + ow0;
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+                FN(wg6_row_gather_avx512)(z, Tb, src, WG_M * full + rest, len);
+                continue;
+#endif
                 for (ptrdiff_t j = 0; j < full; ++j)
                     for (int k = 0; k < WG_M; ++k) z[k * Tb + j] = src[WG_M * j + k];
                 if (full < len)
@@ -292,11 +449,14 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
             }
         });
         if (db) {
+            /* the cells of each tile summed first: one horizontal reduction per channel, not
+             * one per cell plane (those were 14% of the function) */
             REAL sum = 0;
-            for (int xi = 0; xi < WG_MM; ++xi) {
-                const REAL *z = e + xi * Tb;
 #pragma omp simd reduction(+ : sum)
-                for (ptrdiff_t j = 0; j < nb; ++j) sum += z[j];
+            for (ptrdiff_t j = 0; j < nb; ++j) {
+                REAL cells = 0;
+                for (int xi = 0; xi < WG_MM; ++xi) cells += e[xi * Tb + j];
+                sum += cells;
             }
             db[oc] += sum;
         }
@@ -319,6 +479,62 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
                 for (int k = 0; k < 6; ++k) out[k * PM + j] = v[k];
             }
         }
+    }
+}
+
+/* dx tiles of [b0, b1) += B dV B^T (dV: 36 planes PV apart of (C, Tb)), overlap-added: the 6x6
+ * input tiles of neighbouring output tiles share 6 - M rows and columns. Padded cells are
+ * dropped; dx must be zeroed. Per input channel the 36 entries of every tile go to Z (36 planes
+ * of Tb in rb) by two vectorised passes, then row by row of each segment into dx. rb: 36*Tb. */
+static void FN(wg6_scatter_block)(REAL *restrict dx, REAL *restrict rb, const REAL *restrict dV,
+                                  ptrdiff_t PV, ptrdiff_t b0, ptrdiff_t b1, ptrdiff_t Tb,
+                                  ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t PH,
+                                  ptrdiff_t PW, ptrdiff_t TH, ptrdiff_t TW)
+{
+    const ptrdiff_t nb = b1 - b0;
+    REAL *restrict Z = rb;
+    for (ptrdiff_t c = 0; c < C; ++c) {
+        for (int k = 0; k < 6; ++k) {   /* B X: column k of every tile, Z[i*6 + k] */
+            const REAL *v = dV + k * PV + c * Tb;
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < nb; ++j) {
+                REAL o[6];
+                WG6_B(o, v + j, 6 * PV);
+                for (int i = 0; i < 6; ++i) Z[(i * 6 + k) * Tb + j] = o[i];
+            }
+        }
+        for (int i = 0; i < 6; ++i) {   /* (B X) B^T: row i, in place */
+            REAL *z = Z + i * 6 * Tb;
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < nb; ++j) {
+                REAL o[6];
+                WG6_B(o, z + j, Tb);
+                for (int k = 0; k < 6; ++k) z[k * Tb + j] = o[k];
+            }
+        }
+        WG_SEGMENTS(b0, b1, TH, TW, {
+            const ptrdiff_t q = t - b0, ih0 = WG_M * ti - PH, iw0 = WG_M * tj0 - PW;
+            REAL *xc = dx + (n * C + c) * H * W;
+            for (int r = 0; r < 6; ++r) {
+                const ptrdiff_t ih = ih0 + r;
+                if (ih < 0 || ih >= H) continue;
+                const REAL *z = Z + (r * 6) * Tb + q;   /* cell (r, k) of tile j: z[k*Tb + j] */
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+                FN(wg6_row_add_avx512)(xc + ih * W, iw0, W, z, Tb, len);
+#else
+                REAL *row = xc + ih * W;
+                for (ptrdiff_t j = 0; j < len; ++j) {
+                    const ptrdiff_t iw = iw0 + WG_M * j;
+                    if (iw >= 0 && iw + 6 <= W) {
+                        for (int k = 0; k < 6; ++k) row[iw + k] += z[k * Tb + j];
+                    } else {
+                        for (int k = 0; k < 6; ++k)
+                            if (iw + k >= 0 && iw + k < W) row[iw + k] += z[k * Tb + j];
+                    }
+                }
+#endif
+            }
+        });
     }
 }
 
@@ -412,6 +628,83 @@ static void FN(wg6_backward_weights)(REAL *dweight, REAL *dbias, REAL *workspace
     fc_blas_threads_end(blas_prev);
 }
 
+/* dx (or NULL), dweight (or NULL) and dbias (or NULL) in one pass over the tiles, by the
+ * adjoints (as winograd_impl.h's backward): per block dY^ = A dy A^T feeds both dU += dY^ V^T and
+ * dV = U^T dY^, and dx += B dV B^T overlap-added. The forward-on-dy form of backward-data
+ * transformed dy a second time (on the OC side: 36 cells per tile and channel) and read it again
+ * from memory. Whole images per thread, so the overlap-add never races. Workspace: U, then per
+ * thread as wg6_backward_weights. */
+static void FN(wg6_backward_fused)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspace,
+                                   const REAL *dy, const REAL *x, const REAL *weight,
+                                   ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                   ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+{
+    const ptrdiff_t OH = H + 2 * PH - WG_R + 1, OW = W + 2 * PW - WG_R + 1;
+    const ptrdiff_t TH = (OH + WG_M - 1) / WG_M, TW = (OW + WG_M - 1) / WG_M, Timg = TH * TW;
+    const ptrdiff_t Tb = wg6_block(C, OC), UC = 36 * OC * C;
+    const ptrdiff_t PV = wg6_plane(C, Tb), PM = wg6_plane(OC, Tb);
+    const ptrdiff_t per = wg6_weights_per_thread(C, OC);
+    REAL *U = workspace, *parts = workspace + UC;
+    int nt = fc_clamp_threads(n_threads, N);
+    int used = 1;
+    if (dx) FN(wg6_weight_transform)(U, weight, OC * C);   /* before the region, as forward */
+    int blas_prev = fc_blas_threads_begin(nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int tid = fc_thread_id(), nth = fc_thread_count();
+        if (tid == 0) used = nth;
+        REAL *dWp = parts + (ptrdiff_t)tid * per;   /* partial dU, then partial db */
+        REAL *dbp = dWp + UC;
+        REAL *V = dbp + OC;
+        REAL *dYh = V + 36 * PV;
+        REAL *rb = dYh + 36 * PM;
+        const ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
+        const ptrdiff_t t0 = n0 * Timg, t1 = n1 * Timg;
+        ptrdiff_t n_zeroed = n0;   /* images [n0, n_zeroed) of dx are zeroed */
+        for (ptrdiff_t oc = 0; oc < OC; ++oc) dbp[oc] = 0;
+        if (dweight && t0 == t1) for (ptrdiff_t i = 0; i < UC; ++i) dWp[i] = 0;
+        for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {
+            ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1, nb = b1 - b0;
+            if (dweight) FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, H, W, PH, PW, TH, TW);
+            FN(wg6_grad_block)(dYh, PM, dbias ? dbp : (REAL *)0, rb, dy, b0, b1, Tb, OC, OH, OW,
+                               TH, TW);
+            for (int xi = 0; xi < 36; ++xi) {
+                /* dU partial (OC, C) += dY^ (OC, nb) @ V^T (nb, C) */
+                if (dweight)
+                    GEMM(0, 1, OC, C, nb, (REAL)1, dYh + xi * PM, Tb, V + xi * PV, Tb,
+                         b0 == t0 ? (REAL)0 : (REAL)1, dWp + xi * OC * C, C);
+                /* dV (C, nb) = U^T (C, OC) @ dY^ (OC, nb), over V (its plane xi is consumed) */
+                if (dx)
+                        GEMM(1, 0, C, nb, OC, (REAL)1, U + xi * OC * C, C, dYh + xi * PM, Tb,
+                         (REAL)0, V + xi * PV, Tb);
+            }
+            if (!dx) continue;
+            /* dx zeroed image by image just before its first tiles land: still in cache for
+             * the overlap-add */
+            for (; n_zeroed * Timg < b1; ++n_zeroed)
+                memset(dx + n_zeroed * C * H * W, 0, (size_t)(C * H * W) * sizeof(REAL));
+            FN(wg6_scatter_block)(dx, rb, V, PV, b0, b1, Tb, C, H, W, PH, PW, TH, TW);
+        }
+        for (; dx && n_zeroed < n1; ++n_zeroed)   /* images with no tiles (empty output) */
+            memset(dx + n_zeroed * C * H * W, 0, (size_t)(C * H * W) * sizeof(REAL));
+#pragma omp barrier
+        /* dw = G^T dU G, the threads' partials summed chunk by chunk as it goes */
+        const ptrdiff_t nq = dweight ? OC * C : 0;
+#pragma omp for schedule(static)
+        for (ptrdiff_t q0 = 0; q0 < nq; q0 += WG_WCHUNK)
+            FN(wg6_weight_adjoint)(dweight, parts, OC * C, nth, per, q0,
+                                   nq - q0 < WG_WCHUNK ? nq - q0 : WG_WCHUNK);
+    }
+    if (dbias) {
+        for (ptrdiff_t oc = 0; oc < OC; ++oc) {
+            REAL s = parts[UC + oc];
+            for (int t = 1; t < used; ++t) s += parts[t * per + UC + oc];
+            dbias[oc] = s;
+        }
+    }
+    fc_blas_threads_end(blas_prev);
+}
+
 /* dx (or NULL), dweight (or NULL), dbias (or NULL). */
 static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspace,
                              const REAL *dy, const REAL *x, const REAL *weight, ptrdiff_t N,
@@ -422,6 +715,14 @@ static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspa
     if (N <= 0) {
         if (dweight) for (ptrdiff_t i = 0; i < OC * C * RR; ++i) dweight[i] = 0;
         if (dbias) for (ptrdiff_t i = 0; i < OC; ++i) dbias[i] = 0;
+        return;
+    }
+    /* with images for every thread, one fused pass (also for dweight alone: the same split
+     * gives the same dweight with or without dx); else (a batch smaller than the thread count)
+     * tiles are split: weights first, then dx as a forward convolution of dy */
+    if ((ptrdiff_t)wg6_nt(n_threads) <= N) {
+        FN(wg6_backward_fused)(dx, dweight, dbias, workspace, dy, x, weight, N, C, H, W, OC,
+                               PH, PW, n_threads);
         return;
     }
     if (dweight)

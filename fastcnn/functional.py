@@ -244,12 +244,13 @@ def _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, kernel, stride, padding,
     stride-1 layers with C*OC >= 64, unless the batch has so few output tiles that the per-call
     weight transforms (16*OC*C each way) outweigh the per-tile savings (tiles*(C+OC) < 2*C*OC,
     e.g. one 16x16 image through a 64->128 layer); below C*OC = 64 (1->16, 3->8) the transform
-    GEMMs are too thin to pay for the transforms. Of the two, F(4x4,3x3) (44% fewer GEMM flops)
-    where both channel counts are >= 16 (thinner GEMMs gain too little from it), its 4x4 tiles
-    cover the output with little waste beyond F(2x2)'s (<= 25% more cells: 8x8, 16x16, 28x28;
-    <= 35% with >= 32 channels each side, where the GEMMs dominate: also 14x14 and 13x13), and
-    there are tiles enough for its larger weight transforms (36*OC*C): 2*tiles4*(C+OC) >= C*OC
-    (AlexNet's 13x13 layers at batch 8 just pass). "s2d" for strided layers whose space-to-depth
+    GEMMs are too thin to pay for the transforms. Of the two, F(4x4,3x3) (44% fewer GEMM flops,
+    fewer transformed cells per output) where both channel counts are >= 8 (the thinnest
+    measured), its 4x4 tiles cover the output with at most 50% more cells than F(2x2)'s (none
+    more on 8x8, 16x16, 28x28; 31% on 13x13 and 14x14, 44% on 9x9 and 10x10, where it measured
+    5-25% faster since its backward-data runs fused with the weight gradient; 78% on 5x5 and
+    6x6, where it lost), and there are tiles enough for its larger weight transforms (36*OC*C):
+    2*tiles4*(C+OC) >= C*OC (AlexNet's 13x13 layers at batch 8 just pass). "s2d" for strided layers whose space-to-depth
     rewrite (see _s2d_input) is a 3x3 or 5x5 stride-1 layer that takes Winograd (AlexNet's
     11x11 stride-4 conv1 becomes a 3x3 conv on 48 channels, which F(4x4,3x3) computes with 3.4x
     fewer multiplications than im2col needs for the original). allow_direct=False: the best of the
@@ -286,8 +287,7 @@ def _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, kernel, stride, padding,
             and _tiles(N, OH, OW, 2) * (C + OC) >= 2 * C * OC):
         return "im2col"
     tiles4 = _tiles(N, OH, OW, 4)
-    waste = 1.35 if min(C, OC) >= 32 else 1.25
-    if (min(C, OC) >= 16 and 16 * tiles4 <= waste * 4 * _tiles(N, OH, OW, 2)
+    if (min(C, OC) >= 8 and 16 * tiles4 <= 1.5 * 4 * _tiles(N, OH, OW, 2)
             and 2 * tiles4 * (C + OC) >= C * OC):
         return "winograd4"
     return "winograd"

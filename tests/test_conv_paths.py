@@ -218,12 +218,15 @@ def test_auto_choice():
         return F._conv_algorithm("conv2d", algorithm, n, c, oc, hw, hw, (kernel, kernel),
                                  (stride, stride), (1, 1))
     assert pick(100, 16, 16, 28) == "winograd4"
-    assert pick(100, 8, 16, 28) == "winograd"          # 8 channels: F(2x2)
+    assert pick(100, 8, 16, 28) == "winograd4"         # down to 8 channels
+    assert pick(100, 4, 16, 28, stride=1) == "direct"
+    assert pick(100, 16, 16, 10) == "winograd4"        # 10x10: 44% more cells than F(2x2)
+    assert pick(100, 64, 64, 6) == "winograd"          # 6x6: 78% more: F(2x2)
     assert pick(128, 64, 128, 16) == "winograd4"
     assert pick(100, 64, 64, 8) == "winograd4"
     assert pick(100, 192, 192, 7) == "winograd4"       # 7x7: 2x2 tiles of 4 waste what 4x4 of 2 do
-    assert pick(100, 32, 64, 14) == "winograd4"        # 14x14: 31% more cells, >= 32 channels
-    assert pick(100, 16, 32, 14) == "winograd"         # ... but not with 16
+    assert pick(100, 32, 64, 14) == "winograd4"        # 14x14: 31% more cells
+    assert pick(100, 16, 32, 14) == "winograd4"
     assert pick(8, 384, 384, 13) == "winograd4"        # 13x13, and tiles enough for F(4x4)
     assert pick(4, 384, 384, 13) == "im2col"           # half the tiles: too few for either
     assert pick(128, 3, 64, 32) == "direct"            # RGB first layers
@@ -270,6 +273,7 @@ FIVE_CASES = [
     ((1, 2, 5, 5), 3, 4),          # padding wider than the kernel: border tiles all padding
     ((3, 16, 15, 15), 32, 2),      # AlexNet small conv2-like, odd sizes
     ((2, 4, 1, 9), 3, 2),          # one-row images
+    ((2, 3, 3, 41), 4, 2),         # 41-wide rows: 21 tiles, more than one 32-cell vector run
 ]
 FIVE_IDS = [f"x{c[0]}-oc{c[1]}-p{c[2]}".replace(" ", "") for c in FIVE_CASES]
 
