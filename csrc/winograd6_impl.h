@@ -632,7 +632,7 @@ static void FN(wg6_backward_weights)(REAL *dweight, REAL *dbias, REAL *workspace
  * adjoints (as winograd_impl.h's backward): per block dY^ = A dy A^T feeds both dU += dY^ V^T and
  * dV = U^T dY^, and dx += B dV B^T overlap-added. The forward-on-dy form of backward-data
  * transformed dy a second time (on the OC side: 36 cells per tile and channel) and read it again
- * from memory. Whole images per thread, so the overlap-add never races. Workspace: U, then per
+ * from memory. Whole images per thread, so the overlap-add never races. Workspace: U^T, then per
  * thread as wg6_backward_weights. */
 static void FN(wg6_backward_fused)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspace,
                                    const REAL *dy, const REAL *x, const REAL *weight,
@@ -644,10 +644,22 @@ static void FN(wg6_backward_fused)(REAL *dx, REAL *dweight, REAL *dbias, REAL *w
     const ptrdiff_t Tb = wg6_block(C, OC), UC = 36 * OC * C;
     const ptrdiff_t PV = wg6_plane(C, Tb), PM = wg6_plane(OC, Tb);
     const ptrdiff_t per = wg6_weights_per_thread(C, OC);
-    REAL *U = workspace, *parts = workspace + UC;
+    REAL *Ut = workspace, *parts = workspace + UC;
     int nt = fc_clamp_threads(n_threads, N);
     int used = 1;
-    if (dx) FN(wg6_weight_transform)(U, weight, OC * C);   /* before the region, as forward */
+    if (dx) {
+        /* Ut[xi] = U[xi]^T (C, OC): the transform of the transposed filters wt[c][oc] =
+         * w[oc][c] (staged where the partials go later), so that dV = Ut dY^ is a plain GEMM
+         * like the forward's. OpenBLAS's transposed-A GEMM on these thin blocks ran 1.5x
+         * slower on 384->384 (13x13, batch 8) and erratically elsewhere. Before the region, as
+         * forward. */
+        REAL *wt = parts;
+        for (ptrdiff_t oc = 0; oc < OC; ++oc)
+            for (ptrdiff_t c = 0; c < C; ++c)
+                memcpy(wt + (c * OC + oc) * WG_R * WG_R, weight + (oc * C + c) * WG_R * WG_R,
+                       WG_R * WG_R * sizeof(REAL));
+        FN(wg6_weight_transform)(Ut, wt, OC * C);
+    }
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -673,9 +685,9 @@ static void FN(wg6_backward_fused)(REAL *dx, REAL *dweight, REAL *dbias, REAL *w
                 if (dweight)
                     GEMM(0, 1, OC, C, nb, (REAL)1, dYh + xi * PM, Tb, V + xi * PV, Tb,
                          b0 == t0 ? (REAL)0 : (REAL)1, dWp + xi * OC * C, C);
-                /* dV (C, nb) = U^T (C, OC) @ dY^ (OC, nb), over V (its plane xi is consumed) */
+                /* dV (C, nb) = Ut (C, OC) @ dY^ (OC, nb), over V (its plane xi is consumed) */
                 if (dx)
-                        GEMM(1, 0, C, nb, OC, (REAL)1, U + xi * OC * C, C, dYh + xi * PM, Tb,
+                    GEMM(0, 0, C, nb, OC, (REAL)1, Ut + xi * OC * C, OC, dYh + xi * PM, Tb,
                          (REAL)0, V + xi * PV, Tb);
             }
             if (!dx) continue;
