@@ -16,10 +16,10 @@
 /* B^T (6x6) on p[0], p[s], ..., p[5s]. Lavin's points 0, +-1, +-2 give float32 errors twice
  * as large (measured for F(4x4,3x3): 5e-6 vs 2.5e-6 of the output range over 128 channels,
  * 1.7e-5 vs < 1e-5 over 384), the choice Barabasz et al. (2018) recommend. */
-#define WG6_BT(o, p, s)                                                                       \
+#define WG6_BT_T(T, o, p, s)  /* T: the element type (REAL, or a GCC vector of them) */        \
     do {                                                                                      \
-        const REAL d0 = (p)[0], d1 = (p)[(s)], d2 = (p)[2 * (s)], d3 = (p)[3 * (s)];          \
-        const REAL d4 = (p)[4 * (s)], d5 = (p)[5 * (s)];                                      \
+        const T d0 = (p)[0], d1 = (p)[(s)], d2 = (p)[2 * (s)], d3 = (p)[3 * (s)];             \
+        const T d4 = (p)[4 * (s)], d5 = (p)[5 * (s)];                                         \
         o[0] = d0 + (REAL)1.5 * (d3 - d1) - (REAL)2 * d2 + d4;                                \
         o[1] = (REAL)0.5 * d2 + (REAL)2.5 * d3 + d4 - d1;                                     \
         o[2] = d1 - (REAL)2.5 * d2 + (REAL)0.5 * d3 + d4;                                     \
@@ -27,6 +27,7 @@
         o[4] = (REAL)0.5 * (d1 - d3) - d2 + d4;                                               \
         o[5] = d1 + (REAL)1.5 * (d4 - d2) - (REAL)2 * d3 + d5;                                \
     } while (0)
+#define WG6_BT(o, p, s) WG6_BT_T(REAL, o, p, s)
 /* B (6x6), the adjoint of B^T, for backward-data: column i of B^T above is row i here. */
 #define WG6_B(o, p, s)                                                                        \
     do {                                                                                      \
@@ -105,7 +106,8 @@ static void FN(wg6_weight_adjoint)(REAL *restrict dw, const REAL *restrict dU, p
  * step (perf, 1 thread).
  * Here a run of up to G tiles of one input row is one masked load of the 6 + M*(G-1) cells it
  * spans (cells outside the plane masked off: they load as the padding's 0), and column k of
- * every tile is a two-register permute (lane j <- cell M*j + k), stored with a len-lane mask. */
+ * every tile is a two-register permute (lane j <- cell M*j + k); unlike the scalar gather it
+ * stores the rows transformed, P[r*6 + k] = (d B)[r][k], with a len-lane mask. */
 static void FN(wg6_gather_avx512)(REAL *restrict P, ptrdiff_t Tb, const REAL *restrict xc,
                                   ptrdiff_t H, ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t iw0,
                                   ptrdiff_t len)
@@ -137,8 +139,12 @@ static void FN(wg6_gather_avx512)(REAL *restrict P, ptrdiff_t Tb, const REAL *re
                 hi = _mm512_maskz_loadu_ps((__mmask16)(cells >> 16),
                                            (const void *)(src + 16 * sizeof(REAL)));
             }
-            for (int k = 0; k < 6; ++k)
-                _mm512_mask_storeu_ps(p + k * Tb, out, _mm512_permutex2var_ps(lo, perm[k], hi));
+            /* d B: row r of every tile transformed while in registers, which saves the
+             * input transform one pass over the block's planes */
+            __m512 col[6], o[6];
+            for (int k = 0; k < 6; ++k) col[k] = _mm512_permutex2var_ps(lo, perm[k], hi);
+            WG6_BT_T(__m512, o, col, 1);
+            for (int k = 0; k < 6; ++k) _mm512_mask_storeu_ps(p + k * Tb, out, o[k]);
         }
     }
 }
@@ -331,6 +337,19 @@ static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL 
             FN(wg6_gather_segment)(P + (t - b0), Tb, x + (n * C + c) * H * W, H, W,
                                    WG_M * ti - PH, WG_M * tj0 - PW, len);
         });
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+        for (int k = 0; k < 6; ++k) {   /* B^T (d B): column k of every tile into V */
+            const REAL *p = P + k * Tb;
+            REAL *v = V + k * PV + c * Tb;
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < nb; ++j) {
+                REAL o[6];
+                WG6_BT(o, p + j, 6 * Tb);
+                for (int i = 0; i < 6; ++i) v[i * 6 * PV + j] = o[i];
+            }
+        }
+        continue;
+#endif
         for (int k = 0; k < 6; ++k) {   /* B^T d, in place, column k of every tile */
             REAL *p = P + k * Tb;
 #pragma omp simd
