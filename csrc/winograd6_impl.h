@@ -592,71 +592,19 @@ static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL 
     fc_blas_threads_end(blas_prev);
 }
 
-/* dweight (and dbias) by the adjoint transforms; tiles split over threads, per-thread partial
- * dU (the workspace holds nothing else) reduced in thread order (deterministic). */
-static void FN(wg6_backward_weights)(REAL *dweight, REAL *dbias, REAL *workspace, const REAL *dy,
-                                     const REAL *x, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
-                                     ptrdiff_t W, ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW,
-                                     int n_threads)
-{
-    const ptrdiff_t OH = H + 2 * PH - WG_R + 1, OW = W + 2 * PW - WG_R + 1;
-    const ptrdiff_t TH = (OH + WG_M - 1) / WG_M, TW = (OW + WG_M - 1) / WG_M, T = N * TH * TW;
-    const ptrdiff_t Tb = wg6_block(C, OC), UC = 36 * OC * C;
-    const ptrdiff_t PV = wg6_plane(C, Tb), PM = wg6_plane(OC, Tb);
-    const ptrdiff_t per = wg6_weights_per_thread(C, OC);
-    int nt = fc_clamp_threads(n_threads, T);
-    int used = 1;
-    int blas_prev = fc_blas_threads_begin(nt);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int tid = fc_thread_id(), nth = fc_thread_count();
-        if (tid == 0) used = nth;
-        REAL *dWp = workspace + (ptrdiff_t)tid * per;   /* partial dU, then partial db */
-        REAL *dbp = dWp + UC;
-        REAL *V = dbp + OC;
-        REAL *dYh = V + 36 * PV;
-        REAL *rb = dYh + 36 * PM;
-        ptrdiff_t t0 = T * tid / nth, t1 = T * (tid + 1) / nth;
-        for (ptrdiff_t oc = 0; oc < OC; ++oc) dbp[oc] = 0;
-        /* the first block's GEMMs overwrite the partial dU: no 36*OC*C zeroing pass */
-        if (t0 == t1) for (ptrdiff_t i = 0; i < UC; ++i) dWp[i] = 0;
-        for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {
-            ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1, nb = b1 - b0;
-            FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, H, W, PH, PW, TH, TW);
-            FN(wg6_grad_block)(dYh, PM, dbias ? dbp : (REAL *)0, rb, dy, b0, b1, Tb, OC, OH, OW,
-                               TH, TW);
-            /* dU partial (OC, C) += dY^ (OC, nb) @ V^T (nb, C) */
-            for (int xi = 0; xi < 36; ++xi)
-                GEMM(0, 1, OC, C, nb, (REAL)1, dYh + xi * PM, Tb, V + xi * PV, Tb,
-                     b0 == t0 ? (REAL)0 : (REAL)1, dWp + xi * OC * C, C);
-        }
-#pragma omp barrier
-        /* dw = G^T dU G, the threads' partials summed chunk by chunk as it goes */
-#pragma omp for schedule(static)
-        for (ptrdiff_t q0 = 0; q0 < OC * C; q0 += WG_WCHUNK)
-            FN(wg6_weight_adjoint)(dweight, workspace, OC * C, nth, per, q0,
-                                   OC * C - q0 < WG_WCHUNK ? OC * C - q0 : WG_WCHUNK);
-    }
-    if (dbias) {
-        for (ptrdiff_t oc = 0; oc < OC; ++oc) {
-            REAL s = workspace[UC + oc];
-            for (int t = 1; t < used; ++t) s += workspace[t * per + UC + oc];
-            dbias[oc] = s;
-        }
-    }
-    fc_blas_threads_end(blas_prev);
-}
-
 /* dx (or NULL), dweight (or NULL) and dbias (or NULL) in one pass over the tiles, by the
  * adjoints (as winograd_impl.h's backward): per block dY^ = A dy A^T feeds both dU += dY^ V^T and
- * dV = U^T dY^, and dx += B dV B^T overlap-added. The forward-on-dy form of backward-data
- * transformed dy a second time (on the OC side: 36 cells per tile and channel) and read it again
- * from memory. Whole images per thread, so the overlap-add never races. Workspace: U^T, then per
- * thread as wg6_backward_weights. */
-static void FN(wg6_backward_fused)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspace,
-                                   const REAL *dy, const REAL *x, const REAL *weight,
-                                   ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-                                   ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+ * dV = U^T dY^, and dx += B dV B^T overlap-added. (The forward-on-dy form of backward-data
+ * transformed dy a second time, on the OC side: 36 cells per tile and channel, and read it again
+ * from memory.) by_images: whole images per thread, so the overlap-add never races; else (dx
+ * must be NULL) tiles are split, which keeps every thread busy on a batch smaller than the
+ * thread count. dU is reduced from per-thread partials in thread order (deterministic).
+ * Workspace: U^T (36*OC*C), then per thread wg6_weights_per_thread. */
+static void FN(wg6_backward_pass)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspace,
+                                  const REAL *dy, const REAL *x, const REAL *weight,
+                                  ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                  ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int by_images,
+                                  int n_threads)
 {
     const ptrdiff_t OH = H + 2 * PH - WG_R + 1, OW = W + 2 * PW - WG_R + 1;
     const ptrdiff_t TH = (OH + WG_M - 1) / WG_M, TW = (OW + WG_M - 1) / WG_M, Timg = TH * TW;
@@ -664,7 +612,7 @@ static void FN(wg6_backward_fused)(REAL *dx, REAL *dweight, REAL *dbias, REAL *w
     const ptrdiff_t PV = wg6_plane(C, Tb), PM = wg6_plane(OC, Tb);
     const ptrdiff_t per = wg6_weights_per_thread(C, OC);
     REAL *Ut = workspace, *parts = workspace + UC;
-    int nt = fc_clamp_threads(n_threads, N);
+    int nt = fc_clamp_threads(n_threads, by_images ? N : N * Timg);
     int used = 1;
     if (dx) {
         /* Ut[xi] = U[xi]^T (C, OC): the transform of the transposed filters wt[c][oc] =
@@ -690,9 +638,11 @@ static void FN(wg6_backward_fused)(REAL *dx, REAL *dweight, REAL *dbias, REAL *w
         REAL *dYh = V + 36 * PV;
         REAL *rb = dYh + 36 * PM;
         const ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
-        const ptrdiff_t t0 = n0 * Timg, t1 = n1 * Timg;
+        const ptrdiff_t t0 = by_images ? n0 * Timg : N * Timg * tid / nth;
+        const ptrdiff_t t1 = by_images ? n1 * Timg : N * Timg * (tid + 1) / nth;
         ptrdiff_t n_zeroed = n0;   /* images [n0, n_zeroed) of dx are zeroed */
         for (ptrdiff_t oc = 0; oc < OC; ++oc) dbp[oc] = 0;
+        /* the first block's GEMMs overwrite the partial dU: no 36*OC*C zeroing pass */
         if (dweight && t0 == t1) for (ptrdiff_t i = 0; i < UC; ++i) dWp[i] = 0;
         for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {
             ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1, nb = b1 - b0;
@@ -751,15 +701,11 @@ static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspa
     /* with images for every thread, one fused pass (also for dweight alone: the same split
      * gives the same dweight with or without dx); else (a batch smaller than the thread count)
      * tiles are split: weights first, then dx as a forward convolution of dy */
-    if ((ptrdiff_t)wg6_nt(n_threads) <= N) {
-        FN(wg6_backward_fused)(dx, dweight, dbias, workspace, dy, x, weight, N, C, H, W, OC,
-                               PH, PW, n_threads);
-        return;
-    }
-    if (dweight)
-        FN(wg6_backward_weights)(dweight, dbias, workspace, dy, x, N, C, H, W, OC, PH, PW,
-                                 n_threads);
-    if (!dx) return;
+    const int by_images = (ptrdiff_t)wg6_nt(n_threads) <= N;
+    if (by_images || dweight || dbias)
+        FN(wg6_backward_pass)(by_images ? dx : (REAL *)0, dweight, dbias, workspace, dy, x,
+                              weight, N, C, H, W, OC, PH, PW, by_images, n_threads);
+    if (by_images || !dx) return;
     /* dx = dy (N, OC, OH, OW) convolved with wf[c][oc] = w[oc][c] rotated 180 degrees, padding
      * R - 1 - P: its output is (H, W) again. wf goes first in the workspace, the forward's after. */
     REAL *wf = workspace;
