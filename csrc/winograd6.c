@@ -21,10 +21,16 @@
 #endif
 
 /* Tiles per block: the 36 transformed input planes (C, Tb) and product planes (OC, Tb) should
- * stay near L2 while each GEMM keeps a usefully wide N dimension. */
+ * stay near L2 while each GEMM keeps a usefully wide N dimension. Wide layers instead take
+ * blocks of up to 128 tiles, as many as OC*C / (C + OC): each block's 36 GEMMs read (and OpenBLAS
+ * packs) all of the transformed filters U (36*OC*C), which outweighs the planes' trips past L2
+ * there (AlexNet's 384->384 on 13x13 at batch 8, one thread: 83 -> 67 ms per fwd+bwd with 128
+ * tiles instead of 32; 128->192 on 7x7 lost with 64, hence only from OC*C = 32768). */
 static ptrdiff_t wg6_block(ptrdiff_t C, ptrdiff_t OC)
 {
     ptrdiff_t tb = (ptrdiff_t)FC_WG6_BLOCK_ELEMS / (36 * (C + OC));
+    ptrdiff_t wide = OC * C / (C + OC);
+    if (OC * C >= 32768 && tb < wide) tb = wide < 128 ? wide : 128;
     if (tb < 32) tb = 32;
     if (tb > 1024) tb = 1024;
     return tb & ~(ptrdiff_t)15;

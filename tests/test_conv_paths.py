@@ -132,9 +132,11 @@ def test_threads_agree_and_repeat_bitwise(dtype, algorithm, padding, rng):
 
 # shapes too large for the loop oracle: Winograd against im2col (itself checked against the oracle
 # above). Tile rows longer than a block (64 tiles for 64+64 channels), blocks that end inside
-# images and inside tile rows, a batch smaller than the thread count, odd sizes with padding 2.
+# images and inside tile rows, a batch smaller than the thread count, odd sizes with padding 2,
+# and channels wide enough for F(4x4)'s larger blocks (96 tiles for 192 -> 192: blocks end
+# inside an image).
 LARGE_CASES = [((1, 64, 3, 301), 64, 1), ((3, 64, 9, 33), 64, 1), ((2, 20, 30, 31), 12, 2),
-               ((7, 16, 28, 28), 16, 1)]
+               ((7, 16, 28, 28), 16, 1), ((13, 192, 11, 11), 192, 1)]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
