@@ -180,6 +180,16 @@ static void FN(wg6_row_gather_avx512)(REAL *restrict z, ptrdiff_t Tb, const REAL
     }
 }
 
+/* For the scatters below: lane l of a 16-cell output vector is tile l/M, column l%M, which two
+ * sources of GT tiles per column (planes side by side) hold at lane (l%M)*GT + l/M. */
+static inline __m512i FN(wg6_cell_source)(void)
+{
+    const __m512i lane = WG6_LANES;
+    const __m512i column = _mm512_and_epi32(lane, _mm512_set1_epi32(WG_M - 1));
+    return _mm512_add_epi32(_mm512_mullo_epi32(column, _mm512_set1_epi32(WG6_GT)),
+                            _mm512_srli_epi32(lane, WG_M == 4 ? 2 : 1));
+}
+
 /* dst[M*j + k] = z[k*Tb + j] for the cnt cells of one output row segment: the AVX-512 form of
  * wg6_output_block's scalar scatter (half of that function, perf). The GT tiles of a run are
  * two sources: M = 4, [z0 | z1] and [z2 | z3], 8 tiles each; M = 2, z0 and z1, 16 each. Cell l
@@ -187,11 +197,7 @@ static void FN(wg6_row_gather_avx512)(REAL *restrict z, ptrdiff_t Tb, const REAL
 static void FN(wg6_row_scatter_avx512)(REAL *restrict dst, const REAL *restrict z, ptrdiff_t Tb,
                                        ptrdiff_t cnt)
 {
-    const __m512i lane = WG6_LANES;
-    const __m512i idx_lo = _mm512_add_epi32(
-        _mm512_mullo_epi32(_mm512_and_epi32(lane, _mm512_set1_epi32(WG_M - 1)),
-                           _mm512_set1_epi32(WG6_GT)),
-        _mm512_srli_epi32(lane, WG_M == 4 ? 2 : 1));
+    const __m512i idx_lo = FN(wg6_cell_source)();
     const __m512i idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(16 / WG_M));
     for (ptrdiff_t c0 = 0, j0 = 0; c0 < cnt; c0 += 32, j0 += WG6_GT) {
         const ptrdiff_t cells = cnt - c0 < 32 ? cnt - c0 : 32;
@@ -216,6 +222,7 @@ static void FN(wg6_row_scatter_avx512)(REAL *restrict dst, const REAL *restrict 
                                   _mm512_permutex2var_ps(a, idx_hi, b));
     }
 }
+
 /* dst[M*j + k] += Z[k][j] (Z: 6 planes Tb apart, z at tile 0) for the len tiles of one input row
  * segment, k < 6: neighbouring tiles share 6 - M columns, summed here. dst is the row at the
  * segment's first column iw0 (negative: padding) of a row of W cells; cells outside [0, W)
@@ -225,11 +232,7 @@ static void FN(wg6_row_add_avx512)(REAL *restrict dst, ptrdiff_t iw0, ptrdiff_t 
                                    const REAL *restrict z, ptrdiff_t Tb, ptrdiff_t len)
 {
     enum { GROUPS = (6 + WG_M - 1) / WG_M };   /* 2 for M=4, 3 for M=2 */
-    const __m512i lane = WG6_LANES;
-    const __m512i idx_lo = _mm512_add_epi32(
-        _mm512_mullo_epi32(_mm512_and_epi32(lane, _mm512_set1_epi32(WG_M - 1)),
-                           _mm512_set1_epi32(WG6_GT)),
-        _mm512_srli_epi32(lane, WG_M == 4 ? 2 : 1));
+    const __m512i idx_lo = FN(wg6_cell_source)();
     const __m512i idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(16 / WG_M));
     const ptrdiff_t span = WG_M * (len - 1) + 6;
     /* cells [lo, hi) of the span fall inside the row */
@@ -707,7 +710,8 @@ static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspa
                               weight, N, C, H, W, OC, PH, PW, by_images, n_threads);
     if (by_images || !dx) return;
     /* dx = dy (N, OC, OH, OW) convolved with wf[c][oc] = w[oc][c] rotated 180 degrees, padding
-     * R - 1 - P: its output is (H, W) again. wf goes first in the workspace, the forward's after. */
+     * R - 1 - P: its output is (H, W) again. wf goes first in the workspace, the forward's
+     * after. */
     REAL *wf = workspace;
     for (ptrdiff_t oc = 0; oc < OC; ++oc)
         for (ptrdiff_t c = 0; c < C; ++c)
