@@ -11,7 +11,7 @@
 #include "parallel.h"
 #include "simd.h"
 #if FC_X86_VARIANTS
-#include <immintrin.h>   /* the AVX-512 input gather (winograd6_impl.h) */
+#include <immintrin.h>   /* the AVX-512 row gathers and scatters (winograd6_impl.h) */
 #endif
 
 /* Elements a block's transformed planes may take; tuned on Zen 4 (1 MB L2 per core): twice this
@@ -71,7 +71,7 @@ ptrdiff_t fc_conv2d_winograd6_forward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdif
     return 36 * OC * C + wg6_nt(n_threads) * wg6_forward_per_thread(C, OC);
 }
 
-/* The larger of the fused backward's (U, then the per-thread parts of backward-weights) and,
+/* The larger of the fused backward's (U^T, then the per-thread parts of wg6_backward_pass) and,
  * for batches smaller than the thread count, backward-data's (the flipped kernel, then a forward
  * of OC -> C channels on dy (OH, OW) with padding R - 1 - P). */
 ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdiff_t H,

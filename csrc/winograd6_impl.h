@@ -7,9 +7,10 @@
  * o[0..].
  * y = A^T [(G g G^T) .* (B^T d B)] A per 6x6 input tile d and MxM output tile; the elementwise
  * product over channels is 36 GEMMs on planes xi = 6*row + col of (channels, tiles of a block).
- * Backward-data is this forward run on dy with the flipped, transposed kernel (a stride-1
- * convolution's adjoint is one), backward-weights is the adjoint dg = G^T [(A dy A^T) .* V] G
- * summed over tiles. */
+ * The backward runs the adjoints in one pass: dd = B [U^T (A dy A^T)] B^T overlap-added into dx
+ * and dg = G^T [(A dy A^T) .* V] G summed over tiles; only for a batch smaller than the thread
+ * count is backward-data this forward run on dy with the flipped, transposed kernel (a stride-1
+ * convolution's adjoint is one). */
 #include "wg_segments.h"
 
 #ifndef WG6_BT
@@ -291,8 +292,9 @@ static void FN(wg6_row_add_avx512)(REAL *restrict dst, ptrdiff_t iw0, ptrdiff_t 
 
 /* The 36 raw inputs of len tiles of one tile row segment of the plane xc (H, W), inputs starting
  * at row ih0, column iw0 + M*j (either may be negative: padding; or run past the plane:
- * cropping), into planes P[r*6 + k][j] (Tb apart); cells outside the plane are 0. Only the
- * tiles at the ends of a row reach into the padding: they alone test their columns. */
+ * cropping), into planes P[r*6 + k][j] (Tb apart); cells outside the plane are 0 (the AVX-512
+ * float copy stores them row-transformed, as d B: see wg6_gather_avx512 and wg6_input_block).
+ * Only the tiles at the ends of a row reach into the padding: they alone test their columns. */
 static void FN(wg6_gather_segment)(REAL *restrict P, ptrdiff_t Tb, const REAL *restrict xc,
                                    ptrdiff_t H, ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t iw0,
                                    ptrdiff_t len)
@@ -560,8 +562,8 @@ static void FN(wg6_scatter_block)(REAL *restrict dx, REAL *restrict rb, const RE
     }
 }
 
-/* The forward pass (also backward-data's): y (N, OC, OH, OW) from x (N, C, H, W) and w
- * (OC, C, R, R), padding PH, PW (negative: cropping), OH = H + 2*PH - R + 1. */
+/* The forward pass (also backward-data's on small batches): y (N, OC, OH, OW) from x
+ * (N, C, H, W) and w (OC, C, R, R), padding PH, PW (negative: cropping), OH = H + 2*PH - R + 1. */
 static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *weight,
                             const REAL *bias, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
                             ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads)

@@ -252,10 +252,9 @@ def _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, kernel, stride, padding,
     6x6, where it lost), and there are tiles enough for its larger weight transforms (36*OC*C):
     2*tiles4*(C+OC) >= C*OC (AlexNet's 13x13 layers at batch 8 just pass). "s2d" for strided
     layers whose space-to-depth rewrite (see _s2d_input) is a 3x3 or 5x5 stride-1 layer that
-    takes Winograd (AlexNet's
-    11x11 stride-4 conv1 becomes a 3x3 conv on 48 channels, which F(4x4,3x3) computes with 3.4x
-    fewer multiplications than im2col needs for the original). allow_direct=False: the best of the
-    others.
+    takes Winograd (AlexNet's 11x11 stride-4 conv1 becomes a 3x3 conv on 48 channels, which
+    F(4x4,3x3) computes with 3.4x fewer multiplications than im2col needs for the original).
+    allow_direct=False: the best of the others.
     """
     if algorithm not in _CONV_ALGORITHMS:
         raise ValueError(f"{fn}: algorithm must be one of {_CONV_ALGORITHMS}, got {algorithm!r}")

@@ -221,7 +221,7 @@ def test_auto_choice():
                                  (stride, stride), (1, 1))
     assert pick(100, 16, 16, 28) == "winograd4"
     assert pick(100, 8, 16, 28) == "winograd4"         # down to 8 channels
-    assert pick(100, 4, 16, 28, stride=1) == "direct"
+    assert pick(100, 4, 16, 28) == "direct"             # 2..4 channels: direct first
     assert pick(100, 16, 16, 10) == "winograd4"        # 10x10: 44% more cells than F(2x2)
     assert pick(100, 64, 64, 6) == "winograd"          # 6x6: 78% more: F(2x2)
     assert pick(128, 64, 128, 16) == "winograd4"
