@@ -1,5 +1,5 @@
-/* wg_segments.h: the tile walk, the filter chunk and the partial-sum reduction shared by the
- * Winograd kernels (winograd_impl.h, winograd6_impl.h).
+/* wg_segments.h: the tile walk, the filter chunk, the partial-sum reduction and the packed
+ * filter layout shared by the Winograd kernels (winograd_impl.h, winograd6_impl.h).
  * Tiles are numbered t = (n*TH + ti)*TW + tj over images n, tile rows ti, tile columns tj; a block
  * [b0, b1) of them is visited as row segments, each a run of consecutive tiles of one tile row. */
 #ifndef FASTCNN_WG_SEGMENTS_H
@@ -44,5 +44,29 @@
             }                                                                                 \
         }                                                                                     \
     } while (0)
+
+/* Where element (row, k) of a (rows, K) matrix lies when packed in panels of `pack` rows
+ * (pack = 1: plain row-major). The filter transforms walk destinations in order with
+ * wgp_next, this is its start. (wg_gemm_avx512.h's GEMM reads such panels.) */
+static inline void wgp_locate(ptrdiff_t p, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t pack,
+                              ptrdiff_t *row, ptrdiff_t *k)
+{
+    const ptrdiff_t p0 = p / (pack * K) * pack, rb = rows - p0 < pack ? rows - p0 : pack;
+    const ptrdiff_t rem = p - p0 * K;
+    *k = rem / rb;
+    *row = p0 + rem % rb;
+}
+
+/* (row, k) of the destination after it. */
+static inline void wgp_next(ptrdiff_t *row, ptrdiff_t *k, ptrdiff_t rows, ptrdiff_t K,
+                            ptrdiff_t pack)
+{
+    const ptrdiff_t p0 = *row / pack * pack, rb = rows - p0 < pack ? rows - p0 : pack;
+    if (++*row < p0 + rb) return;
+    *row = p0;
+    if (++*k < K) return;
+    *k = 0;
+    *row = p0 + rb;
+}
 
 #endif /* FASTCNN_WG_SEGMENTS_H */

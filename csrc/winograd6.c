@@ -60,6 +60,30 @@ int fc_conv2d_winograd6_supported(ptrdiff_t R, ptrdiff_t KH, ptrdiff_t KW, ptrdi
     return (R == 3 || R == 5) && KH == R && KW == R && SH == 1 && SW == 1 && PH >= 0 && PW >= 0;
 }
 
+/* Whether the threads split the filter transform inside the parallel region (behind a barrier)
+ * rather than one thread running it before: on wide layers it writes 36*OC*C elements, which on
+ * AlexNet's 384->384 (13x13, batch 8) was 12% of the forward's samples at 2 threads with the
+ * second thread idle. Small ones stay before the region: no barrier, which matters when a core
+ * is shared and a waiting thread sleeps. */
+static int wg6_split_weights(ptrdiff_t OC, ptrdiff_t C, int nt)
+{
+    return nt > 1 && OC * C >= 16384;
+}
+
+/* Whether the threads split the channels of each block of tiles rather than the tiles: on wide
+ * layers (as wg6_block's) with fewer tiles than one block per thread. Split by tiles, every
+ * thread streams all of U (36*OC*C) through its GEMMs for its few tiles, and in the backward
+ * sums a partial dU of that size; split by channels, each streams its share of U and writes its
+ * rows of dU, for two barriers per block. AlexNet's 384->384 on 13x13 at batch 8 (128 tiles),
+ * 2 threads: ... */
+static int wg6_split_channels(ptrdiff_t C, ptrdiff_t OC, ptrdiff_t T, int n_threads)
+{
+    return n_threads > 1 && OC * C >= 32768 && T > 0 && T < (ptrdiff_t)n_threads * wg6_block(C, OC);
+}
+
+/* How the fused backward (wg6_backward_pass) splits the work between the threads. */
+enum { WG6_BY_TILES, WG6_BY_IMAGES, WG6_BY_CHANNELS };
+
 static int wg6_nt(int n_threads) { return n_threads < 1 ? 1 : n_threads; }
 
 /* U (36*OC*C) shared, then the per-thread parts. */

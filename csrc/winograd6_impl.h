@@ -46,15 +46,38 @@
 
 #define WG_MM (WG_M * WG_M)
 
-/* U[xi][q] = (G g_q G^T)[xi] for the filters q = oc*C + c of w (OC, C, R, R); plane = OC*C.
- * Chunk by chunk, as winograd_impl.h's (same reason). */
-static void FN(wg6_weight_transform)(REAL *restrict U, const REAL *restrict w, ptrdiff_t plane)
+/* C (rows, n), rows ldc apart, = A (rows, K) B (K, n), rows ldb apart, for A a plane of the
+ * filter transform: in AVX-512 float the packed-panel GEMM of wg_gemm_avx512.h (A packed in
+ * panels of WGP_R rows), elsewhere BLAS on plain row-major A. */
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+#define WG6_PACK WGP_R
+#define WG6_PLANE_GEMM(c, ldc, a, b, ldb, rows, K, n) wgp_gemm(c, ldc, a, b, ldb, rows, K, n)
+#else
+#define WG6_PACK 1
+#define WG6_PLANE_GEMM(c, ldc, a, b, ldb, rows, K, n)                                         \
+    GEMM(0, 0, rows, n, K, (REAL)1, a, K, b, ldb, (REAL)0, c, ldc)
+#endif
+
+/* The 36 planes U[xi] = (G g G^T)[xi] of the filters g = w[oc][c] of w (OC, C, R, R), each plane
+ * an (OC, C) matrix or with `transposed` its transpose (C, OC), for backward-data's dV = U^T dY^,
+ * stored as WG6_PLANE_GEMM reads it (packed in panels of WG6_PACK rows). Chunk by chunk, as
+ * winograd_impl.h's (same reason), walking the destinations in order; this call does share
+ * `part` of `parts` of the chunks, so that the threads split it on wide layers. */
+static void FN(wg6_weight_transform)(REAL *restrict U, const REAL *restrict w, ptrdiff_t OC,
+                                     ptrdiff_t C, int transposed, int part, int parts)
 {
+    const ptrdiff_t plane = OC * C, chunks = (plane + WG_WCHUNK - 1) / WG_WCHUNK;
+    const ptrdiff_t rows = transposed ? C : OC, K = transposed ? OC : C;
     REAL g[WG_R * WG_R][WG_WCHUNK], u[36][WG_WCHUNK];
-    for (ptrdiff_t q0 = 0; q0 < plane; q0 += WG_WCHUNK) {
+    for (ptrdiff_t k0 = chunks * part / parts; k0 < chunks * (part + 1) / parts; ++k0) {
+        const ptrdiff_t q0 = k0 * WG_WCHUNK;
         const ptrdiff_t n = plane - q0 < WG_WCHUNK ? plane - q0 : WG_WCHUNK;
-        for (ptrdiff_t j = 0; j < n; ++j)
-            for (int k = 0; k < WG_R * WG_R; ++k) g[k][j] = w[(q0 + j) * WG_R * WG_R + k];
+        ptrdiff_t row, k;
+        wgp_locate(q0, rows, K, WG6_PACK, &row, &k);
+        for (ptrdiff_t j = 0; j < n; ++j, wgp_next(&row, &k, rows, K, WG6_PACK)) {
+            const ptrdiff_t src = transposed ? k * C + row : row * C + k;   /* w[oc][c] */
+            for (int i = 0; i < WG_R * WG_R; ++i) g[i][j] = w[src * WG_R * WG_R + i];
+        }
 #pragma omp simd
         for (ptrdiff_t j = 0; j < n; ++j) {
             REAL t[6][WG_R], col[6], r[WG_R], o[6];
@@ -329,15 +352,17 @@ static void FN(wg6_gather_segment)(REAL *restrict P, ptrdiff_t Tb, const REAL *r
     }
 }
 
-/* Transformed input of the tiles [b0, b1) into V (36 planes PV apart of (C, Tb)); rb: 36*Tb. */
+/* Transformed input of the tiles [b0, b1), channels [c0, c1), into V (36 planes PV apart of
+ * (C, Tb)); rb: 36*Tb. */
 static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL *restrict x,
                                 ptrdiff_t b0, ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t PV,
-                                ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t PH,
-                                ptrdiff_t PW, ptrdiff_t TH, ptrdiff_t TW)
+                                ptrdiff_t C, ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t H,
+                                ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t TH,
+                                ptrdiff_t TW)
 {
     const ptrdiff_t nb = b1 - b0;
     REAL *restrict P = rb;
-    for (ptrdiff_t c = 0; c < C; ++c) {
+    for (ptrdiff_t c = c0; c < c1; ++c) {
         WG_SEGMENTS(b0, b1, TH, TW, {
             FN(wg6_gather_segment)(P + (t - b0), Tb, x + (n * C + c) * H * W, H, W,
                                    WG_M * ti - PH, WG_M * tj0 - PW, len);
@@ -377,17 +402,18 @@ static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL 
     }
 }
 
-/* y tiles of [b0, b1) = A^T M A (+ bias, ReLU), clipped to (OH, OW). Per output channel the
- * M*M outputs of every tile go to o (M*M planes of Tb in rb, via S: 6*M planes), then the stores
- * go segment by segment, row by row. rb: 40*Tb. */
+/* y tiles of [b0, b1), channels [oc0, oc1), = A^T M A (+ bias, ReLU), clipped to (OH, OW). Per
+ * output channel the M*M outputs of every tile go to o (M*M planes of Tb in rb, via S: 6*M
+ * planes), then the stores go segment by segment, row by row. rb: 40*Tb. */
 static void FN(wg6_output_block)(REAL *restrict y, REAL *restrict rb, const REAL *restrict Mt,
                                  ptrdiff_t PM, const REAL *bias, int relu, ptrdiff_t b0,
-                                 ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t OC, ptrdiff_t OH,
-                                 ptrdiff_t OW, ptrdiff_t TH, ptrdiff_t TW)
+                                 ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t OC, ptrdiff_t oc0,
+                                 ptrdiff_t oc1, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t TH,
+                                 ptrdiff_t TW)
 {
     const ptrdiff_t nb = b1 - b0;
     REAL *restrict o = rb, *restrict S = rb + WG_MM * Tb;
-    for (ptrdiff_t oc = 0; oc < OC; ++oc) {
+    for (ptrdiff_t oc = oc0; oc < oc1; ++oc) {
         const REAL b = bias ? bias[oc] : (REAL)0;
         for (int k = 0; k < 6; ++k) {   /* A^T m: column k of every tile, S[i*6 + k] */
             const REAL *m = Mt + k * PM + oc * Tb;
@@ -436,18 +462,19 @@ static void FN(wg6_output_block)(REAL *restrict y, REAL *restrict rb, const REAL
     }
 }
 
-/* dYh[xi][oc][t - b0] = (A dy_t A^T)[xi], dy cells outside (OH, OW) being 0; when db is not NULL
- * the block's sum of dy is added to it (every cell is in exactly one tile). Per output channel
- * the tiles' M*M dy cells are gathered into e (M*M planes of Tb in rb), then transformed via S
- * (6*M planes). rb: 40*Tb. */
+/* dYh[xi][oc][t - b0] = (A dy_t A^T)[xi] for oc in [oc0, oc1), dy cells outside (OH, OW) being 0;
+ * when db is not NULL the block's sum of dy is added to it (every cell is in exactly one tile).
+ * Per output channel the tiles' M*M dy cells are gathered into e (M*M planes of Tb in rb), then
+ * transformed via S (6*M planes). rb: 40*Tb. */
 static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict db,
                                REAL *restrict rb, const REAL *restrict dy, ptrdiff_t b0,
-                               ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t OC, ptrdiff_t OH,
-                               ptrdiff_t OW, ptrdiff_t TH, ptrdiff_t TW)
+                               ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t OC, ptrdiff_t oc0,
+                               ptrdiff_t oc1, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t TH,
+                               ptrdiff_t TW)
 {
     const ptrdiff_t nb = b1 - b0;
     REAL *restrict e = rb, *restrict S = rb + WG_MM * Tb;
-    for (ptrdiff_t oc = 0; oc < OC; ++oc) {
+    for (ptrdiff_t oc = oc0; oc < oc1; ++oc) {
         WG_SEGMENTS(b0, b1, TH, TW, {
             const ptrdiff_t q = t - b0, ow0 = WG_M * tj0;
             ptrdiff_t full = (OW - ow0) / WG_M;
@@ -506,18 +533,20 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
     }
 }
 
-/* dx tiles of [b0, b1) += B dV B^T (dV: 36 planes PV apart of (C, Tb)), overlap-added: the 6x6
- * input tiles of neighbouring output tiles share 6 - M rows and columns. Padded cells are
- * dropped; dx must be zeroed. Per input channel the 36 entries of every tile go to Z (36 planes
- * of Tb in rb) by two vectorised passes, then row by row of each segment into dx. rb: 36*Tb. */
+/* dx tiles of [b0, b1), channels [c0, c1), += B dV B^T (dV: 36 planes PV apart of (C, Tb)),
+ * overlap-added: the 6x6 input tiles of neighbouring output tiles share 6 - M rows and
+ * columns. Padded cells are dropped; dx must be zeroed. Per input channel the 36 entries of
+ * every tile go to Z (36 planes of Tb in rb) by two vectorised passes, then row by row of each
+ * segment into dx. rb: 36*Tb. */
 static void FN(wg6_scatter_block)(REAL *restrict dx, REAL *restrict rb, const REAL *restrict dV,
                                   ptrdiff_t PV, ptrdiff_t b0, ptrdiff_t b1, ptrdiff_t Tb,
-                                  ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t PH,
-                                  ptrdiff_t PW, ptrdiff_t TH, ptrdiff_t TW)
+                                  ptrdiff_t C, ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t H,
+                                  ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t TH,
+                                  ptrdiff_t TW)
 {
     const ptrdiff_t nb = b1 - b0;
     REAL *restrict Z = rb;
-    for (ptrdiff_t c = 0; c < C; ++c) {
+    for (ptrdiff_t c = c0; c < c1; ++c) {
         for (int k = 0; k < 6; ++k) {   /* B X: column k of every tile, Z[i*6 + k] */
             const REAL *v = dV + k * PV + c * Tb;
 #pragma omp simd
@@ -562,8 +591,28 @@ static void FN(wg6_scatter_block)(REAL *restrict dx, REAL *restrict rb, const RE
     }
 }
 
+/* The forward of channels [o0, o1) (a multiple of WG6_PACK from o0) of the tiles [b0, b1) on all
+ * the block's planes V (36 planes PV apart of (C, Tb)): products into Mt, then y. */
+static void FN(wg6_forward_block)(REAL *y, REAL *restrict Mt, REAL *restrict rb,
+                                  const REAL *restrict U, const REAL *restrict V, const REAL *bias,
+                                  int relu, ptrdiff_t b0, ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t PV,
+                                  ptrdiff_t PM, ptrdiff_t C, ptrdiff_t OC, ptrdiff_t o0,
+                                  ptrdiff_t o1, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t TH,
+                                  ptrdiff_t TW)
+{
+    if (o1 <= o0) return;
+    for (int xi = 0; xi < 36; ++xi)
+        WG6_PLANE_GEMM(Mt + xi * PM + o0 * Tb, Tb, U + xi * OC * C + o0 * C, V + xi * PV, Tb,
+                       o1 - o0, C, b1 - b0);
+    FN(wg6_output_block)(y, rb, Mt, PM, bias, relu, b0, b1, Tb, OC, o0, o1, OH, OW, TH, TW);
+}
+
 /* The forward pass (also backward-data's on small batches): y (N, OC, OH, OW) from x
- * (N, C, H, W) and w (OC, C, R, R), padding PH, PW (negative: cropping), OH = H + 2*PH - R + 1. */
+ * (N, C, H, W) and w (OC, C, R, R), padding PH, PW (negative: cropping), OH = H + 2*PH - R + 1.
+ * Tiles are split between the threads (a batch smaller than the thread count still uses them
+ * all), or on wide layers with few tiles channels (wg6_split_channels): then the threads take
+ * the blocks together, sharing thread 0's planes, and each transforms its share of the input
+ * channels and computes its share of the output channels, behind two barriers per block. */
 static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *weight,
                             const REAL *bias, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
                             ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int relu, int n_threads)
@@ -574,111 +623,184 @@ static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL 
     const ptrdiff_t per = wg6_forward_per_thread(C, OC);
     REAL *U = workspace;
     if (N <= 0 || OH <= 0 || OW <= 0) return;
-    /* tiles, not images, are split: a batch smaller than the thread count still uses them all */
-    int nt = fc_clamp_threads(n_threads, T);
-    FN(wg6_weight_transform)(U, weight, OC * C);   /* before the region: no barrier inside */
+    const int by_channels = wg6_split_channels(C, OC, T, n_threads);
+    int nt = fc_clamp_threads(n_threads, by_channels ? OC : T);
+    const int split_u = wg6_split_weights(OC, C, nt);
+    if (!split_u) FN(wg6_weight_transform)(U, weight, OC, C, 0, 0, 1);
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int tid = fc_thread_id(), nth = fc_thread_count();
-        REAL *V = workspace + 36 * OC * C + (ptrdiff_t)tid * per;
+        if (split_u) {
+            FN(wg6_weight_transform)(U, weight, OC, C, 0, tid, nth);
+#pragma omp barrier
+        }
+        REAL *mine = workspace + 36 * OC * C + (ptrdiff_t)tid * per;
+        REAL *V = by_channels ? workspace + 36 * OC * C : mine;
         REAL *Mt = V + 36 * PV;
-        REAL *rb = Mt + 36 * PM;   /* transform scratch */
-        ptrdiff_t t0 = T * tid / nth, t1 = T * (tid + 1) / nth;
-        for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {
-            ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1, nb = b1 - b0;
-            FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, H, W, PH, PW, TH, TW);
-            for (int xi = 0; xi < 36; ++xi)
-                GEMM(0, 0, OC, nb, C, (REAL)1, U + xi * OC * C, C, V + xi * PV, Tb, (REAL)0,
-                     Mt + xi * PM, Tb);
-            FN(wg6_output_block)(y, rb, Mt, PM, bias, relu, b0, b1, Tb, OC, OH, OW, TH, TW);
+        REAL *rb = mine + 36 * (PV + PM);   /* transform scratch */
+        if (by_channels) {
+            ptrdiff_t c0, c1, o0, o1;
+            fc_split(C, tid, nth, 1, &c0, &c1);
+            fc_split(OC, tid, nth, WG6_PACK, &o0, &o1);
+            for (ptrdiff_t b0 = 0; b0 < T; b0 += Tb) {
+                const ptrdiff_t b1 = b0 + Tb < T ? b0 + Tb : T;
+                if (b0 > 0) {
+#pragma omp barrier
+                }   /* every thread's GEMMs are done with V */
+                FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, c0, c1, H, W, PH, PW, TH, TW);
+#pragma omp barrier
+                FN(wg6_forward_block)(y, Mt, rb, U, V, bias, relu, b0, b1, Tb, PV, PM, C, OC, o0,
+                                      o1, OH, OW, TH, TW);
+            }
+        } else {
+            const ptrdiff_t t0 = T * tid / nth, t1 = T * (tid + 1) / nth;
+            for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {
+                const ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1;
+                FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, 0, C, H, W, PH, PW, TH, TW);
+                FN(wg6_forward_block)(y, Mt, rb, U, V, bias, relu, b0, b1, Tb, PV, PM, C, OC, 0,
+                                      OC, OH, OW, TH, TW);
+            }
         }
     }
     fc_blas_threads_end(blas_prev);
+}
+
+/* One block's GEMMs of the backward, on rows of the planes: dU rows [g0, g1) (+)= dY^ V^T (beta 0:
+ * overwritten) when dU is not NULL, and dV rows [c0, c1) (c0 a multiple of WG6_PACK) = Ut dY^ when
+ * dV is not NULL. V, dY^, dV: 36 planes PV, PM, PV apart. dV may be V: its plane xi is
+ * consumed first. */
+static void FN(wg6_backward_gemms)(REAL *dU, REAL *dV, const REAL *Ut, const REAL *V,
+                                   const REAL *dYh, REAL beta, ptrdiff_t nb, ptrdiff_t Tb,
+                                   ptrdiff_t PV, ptrdiff_t PM, ptrdiff_t C, ptrdiff_t OC,
+                                   ptrdiff_t g0, ptrdiff_t g1, ptrdiff_t c0, ptrdiff_t c1)
+{
+    for (int xi = 0; xi < 36; ++xi) {
+        /* dU (OC, C) += dY^ (OC, nb) @ V^T (nb, C) */
+        if (dU && g1 > g0)
+            GEMM(0, 1, g1 - g0, C, nb, (REAL)1, dYh + xi * PM + g0 * Tb, Tb, V + xi * PV, Tb,
+                 beta, dU + xi * OC * C + g0 * C, C);
+        /* dV (C, nb) = Ut (C, OC) @ dY^ (OC, nb) */
+        if (dV && c1 > c0)
+            WG6_PLANE_GEMM(dV + xi * PV + c0 * Tb, Tb, Ut + xi * OC * C + c0 * OC,
+                           dYh + xi * PM, Tb, c1 - c0, OC, nb);
+    }
 }
 
 /* dx (or NULL), dweight (or NULL) and dbias (or NULL) in one pass over the tiles, by the
  * adjoints (as winograd_impl.h's backward): per block dY^ = A dy A^T feeds both dU += dY^ V^T and
  * dV = U^T dY^, and dx += B dV B^T overlap-added. (The forward-on-dy form of backward-data
  * transformed dy a second time, on the OC side: 36 cells per tile and channel, and read it again
- * from memory.) by_images: whole images per thread, so the overlap-add never races; else (dx
- * must be NULL) tiles are split, which keeps every thread busy on a batch smaller than the
- * thread count. dU is reduced from per-thread partials in thread order (deterministic).
+ * from memory.) The split (split):
+ * - WG6_BY_IMAGES: whole images per thread, so the overlap-add never races; dU is reduced from
+ *   per-thread partials in thread order (deterministic);
+ * - WG6_BY_TILES (dx must be NULL): tiles are split, which keeps every thread busy on a batch
+ *   smaller than the thread count; partials as above;
+ * - WG6_BY_CHANNELS (wide layers with few tiles, wg6_split_channels): the threads take every
+ *   block together on thread 0's planes, each transforming its share of x's and dy's channels,
+ *   then (after a barrier) computing its rows of dU (no partials) and of dV and scattering its
+ *   channels of dx; dV goes to thread 1's planes.
  * Workspace: U^T (36*OC*C), then per thread wg6_weights_per_thread. */
 static void FN(wg6_backward_pass)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspace,
                                   const REAL *dy, const REAL *x, const REAL *weight,
                                   ptrdiff_t N, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-                                  ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int by_images,
+                                  ptrdiff_t OC, ptrdiff_t PH, ptrdiff_t PW, int split,
                                   int n_threads)
 {
     const ptrdiff_t OH = H + 2 * PH - WG_R + 1, OW = W + 2 * PW - WG_R + 1;
     const ptrdiff_t TH = (OH + WG_M - 1) / WG_M, TW = (OW + WG_M - 1) / WG_M, Timg = TH * TW;
-    const ptrdiff_t Tb = wg6_block(C, OC), UC = 36 * OC * C;
+    const ptrdiff_t T = N * Timg, Tb = wg6_block(C, OC), UC = 36 * OC * C;
     const ptrdiff_t PV = wg6_plane(C, Tb), PM = wg6_plane(OC, Tb);
     const ptrdiff_t per = wg6_weights_per_thread(C, OC);
     REAL *Ut = workspace, *parts = workspace + UC;
-    int nt = fc_clamp_threads(n_threads, by_images ? N : N * Timg);
-    int used = 1;
-    if (dx) {
-        /* Ut[xi] = U[xi]^T (C, OC): the transform of the transposed filters wt[c][oc] =
-         * w[oc][c] (staged where the partials go later), so that dV = Ut dY^ is a plain GEMM
-         * like the forward's. OpenBLAS's transposed-A GEMM on these thin blocks ran 1.5x
-         * slower on 384->384 (13x13, batch 8) and erratically elsewhere. Before the region, as
-         * forward. */
-        REAL *wt = parts;
-        for (ptrdiff_t oc = 0; oc < OC; ++oc)
-            for (ptrdiff_t c = 0; c < C; ++c)
-                memcpy(wt + (c * OC + oc) * WG_R * WG_R, weight + (oc * C + c) * WG_R * WG_R,
-                       WG_R * WG_R * sizeof(REAL));
-        FN(wg6_weight_transform)(Ut, wt, OC * C);
-    }
+    int nt = fc_clamp_threads(n_threads, split == WG6_BY_IMAGES ? N
+                                         : split == WG6_BY_TILES ? T : OC);
+    int used = 1;   /* partials of dU and db */
+    /* Ut[xi] = U[xi]^T (C, OC), so that dV = Ut dY^ is a plain GEMM like the forward's:
+     * OpenBLAS's transposed-A GEMM on these thin blocks ran 1.5x slower on 384->384 (13x13,
+     * batch 8) and erratically elsewhere. */
+    const int split_u = dx && wg6_split_weights(OC, C, nt);
+    if (dx && !split_u) FN(wg6_weight_transform)(Ut, weight, OC, C, 1, 0, 1);
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int tid = fc_thread_id(), nth = fc_thread_count();
-        if (tid == 0) used = nth;
-        REAL *dWp = parts + (ptrdiff_t)tid * per;   /* partial dU, then partial db */
-        REAL *dbp = dWp + UC;
-        REAL *V = dbp + OC;
-        REAL *dYh = V + 36 * PV;
-        REAL *rb = dYh + 36 * PM;
-        const ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
-        const ptrdiff_t t0 = by_images ? n0 * Timg : N * Timg * tid / nth;
-        const ptrdiff_t t1 = by_images ? n1 * Timg : N * Timg * (tid + 1) / nth;
-        ptrdiff_t n_zeroed = n0;   /* images [n0, n_zeroed) of dx are zeroed */
-        for (ptrdiff_t oc = 0; oc < OC; ++oc) dbp[oc] = 0;
-        /* the first block's GEMMs overwrite the partial dU: no 36*OC*C zeroing pass */
-        if (dweight && t0 == t1) for (ptrdiff_t i = 0; i < UC; ++i) dWp[i] = 0;
-        for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {
-            ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1, nb = b1 - b0;
-            if (dweight) FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, H, W, PH, PW, TH, TW);
-            FN(wg6_grad_block)(dYh, PM, dbias ? dbp : (REAL *)0, rb, dy, b0, b1, Tb, OC, OH, OW,
-                               TH, TW);
-            for (int xi = 0; xi < 36; ++xi) {
-                /* dU partial (OC, C) += dY^ (OC, nb) @ V^T (nb, C) */
-                if (dweight)
-                    GEMM(0, 1, OC, C, nb, (REAL)1, dYh + xi * PM, Tb, V + xi * PV, Tb,
-                         b0 == t0 ? (REAL)0 : (REAL)1, dWp + xi * OC * C, C);
-                /* dV (C, nb) = Ut (C, OC) @ dY^ (OC, nb), over V (its plane xi is consumed) */
-                if (dx)
-                    GEMM(0, 0, C, nb, OC, (REAL)1, Ut + xi * OC * C, OC, dYh + xi * PM, Tb,
-                         (REAL)0, V + xi * PV, Tb);
-            }
-            if (!dx) continue;
-            /* dx zeroed image by image just before its first tiles land: still in cache for
-             * the overlap-add */
-            for (; n_zeroed * Timg < b1; ++n_zeroed)
-                memset(dx + n_zeroed * C * H * W, 0, (size_t)(C * H * W) * sizeof(REAL));
-            FN(wg6_scatter_block)(dx, rb, V, PV, b0, b1, Tb, C, H, W, PH, PW, TH, TW);
+        if (tid == 0) used = split == WG6_BY_CHANNELS ? 1 : nth;
+        if (split_u) {
+            FN(wg6_weight_transform)(Ut, weight, OC, C, 1, tid, nth);
+#pragma omp barrier
         }
-        for (; dx && n_zeroed < n1; ++n_zeroed)   /* images with no tiles (empty output) */
-            memset(dx + n_zeroed * C * H * W, 0, (size_t)(C * H * W) * sizeof(REAL));
+        REAL *mine = parts + (ptrdiff_t)tid * per;   /* partial dU, partial db, V, dY^, rb */
+        REAL *rb = mine + UC + OC + 36 * (PV + PM);
+        if (split == WG6_BY_CHANNELS) {
+            REAL *dU = dweight ? parts : (REAL *)0, *db = parts + UC;
+            REAL *V = db + OC, *dYh = V + 36 * PV, *dV = dx ? parts + per + UC + OC : (REAL *)0;
+            ptrdiff_t ci0, ci1, g0, g1, c0, c1;
+            fc_split(C, tid, nth, 1, &ci0, &ci1);          /* x's channels to transform */
+            fc_split(OC, tid, nth, 1, &g0, &g1);           /* dy's, and the rows of dU */
+            fc_split(C, tid, nth, WG6_PACK, &c0, &c1);     /* rows of dV, channels of dx */
+            ptrdiff_t n_zeroed = 0;   /* images [0, n_zeroed) of dx have [c0, c1) zeroed */
+            for (ptrdiff_t oc = g0; oc < g1; ++oc) db[oc] = 0;
+            for (ptrdiff_t b0 = 0; b0 < T; b0 += Tb) {
+                const ptrdiff_t b1 = b0 + Tb < T ? b0 + Tb : T;
+                if (b0 > 0) {
+#pragma omp barrier
+                }   /* every thread's GEMMs are done with V and dY^ */
+                if (dweight)
+                    FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, ci0, ci1, H, W, PH, PW, TH,
+                                        TW);
+                FN(wg6_grad_block)(dYh, PM, dbias ? db : (REAL *)0, rb, dy, b0, b1, Tb, OC, g0,
+                                   g1, OH, OW, TH, TW);
+#pragma omp barrier
+                FN(wg6_backward_gemms)(dU, dV, Ut, V, dYh, b0 == 0 ? (REAL)0 : (REAL)1, b1 - b0,
+                                       Tb, PV, PM, C, OC, g0, g1, c0, c1);
+                if (!dx) continue;
+                for (; n_zeroed * Timg < b1; ++n_zeroed)
+                    memset(dx + (n_zeroed * C + c0) * H * W, 0,
+                           (size_t)((c1 - c0) * H * W) * sizeof(REAL));
+                FN(wg6_scatter_block)(dx, rb, dV, PV, b0, b1, Tb, C, c0, c1, H, W, PH, PW, TH,
+                                      TW);
+            }
+            for (; dx && n_zeroed < N; ++n_zeroed)   /* images with no tiles (empty output) */
+                memset(dx + (n_zeroed * C + c0) * H * W, 0,
+                       (size_t)((c1 - c0) * H * W) * sizeof(REAL));
+        } else {
+            REAL *dWp = mine, *dbp = mine + UC, *V = dbp + OC, *dYh = V + 36 * PV;
+            const int by_images = split == WG6_BY_IMAGES;
+            const ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
+            const ptrdiff_t t0 = by_images ? n0 * Timg : T * tid / nth;
+            const ptrdiff_t t1 = by_images ? n1 * Timg : T * (tid + 1) / nth;
+            ptrdiff_t n_zeroed = n0;   /* images [n0, n_zeroed) of dx are zeroed */
+            for (ptrdiff_t oc = 0; oc < OC; ++oc) dbp[oc] = 0;
+            /* the first block's GEMMs overwrite the partial dU: no 36*OC*C zeroing pass */
+            if (dweight && t0 == t1) for (ptrdiff_t i = 0; i < UC; ++i) dWp[i] = 0;
+            for (ptrdiff_t b0 = t0; b0 < t1; b0 += Tb) {
+                const ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1;
+                if (dweight)
+                    FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, 0, C, H, W, PH, PW, TH, TW);
+                FN(wg6_grad_block)(dYh, PM, dbias ? dbp : (REAL *)0, rb, dy, b0, b1, Tb, OC, 0,
+                                   OC, OH, OW, TH, TW);
+                /* dV over V (its plane xi is consumed first) */
+                FN(wg6_backward_gemms)(dweight ? dWp : (REAL *)0, dx ? V : (REAL *)0, Ut, V,
+                                       dYh, b0 == t0 ? (REAL)0 : (REAL)1, b1 - b0, Tb, PV, PM,
+                                       C, OC, 0, OC, 0, C);
+                if (!dx) continue;
+                /* dx zeroed image by image just before its first tiles land: still in cache
+                 * for the overlap-add */
+                for (; n_zeroed * Timg < b1; ++n_zeroed)
+                    memset(dx + n_zeroed * C * H * W, 0, (size_t)(C * H * W) * sizeof(REAL));
+                FN(wg6_scatter_block)(dx, rb, V, PV, b0, b1, Tb, C, 0, C, H, W, PH, PW, TH, TW);
+            }
+            for (; dx && n_zeroed < n1; ++n_zeroed)   /* images with no tiles (empty output) */
+                memset(dx + n_zeroed * C * H * W, 0, (size_t)(C * H * W) * sizeof(REAL));
+        }
 #pragma omp barrier
         /* dw = G^T dU G, the threads' partials summed chunk by chunk as it goes */
         const ptrdiff_t nq = dweight ? OC * C : 0;
+        const int nparts = split == WG6_BY_CHANNELS ? 1 : nth;
 #pragma omp for schedule(static)
         for (ptrdiff_t q0 = 0; q0 < nq; q0 += WG_WCHUNK)
-            FN(wg6_weight_adjoint)(dweight, parts, OC * C, nth, per, q0,
+            FN(wg6_weight_adjoint)(dweight, parts, OC * C, nparts, per, q0,
                                    nq - q0 < WG_WCHUNK ? nq - q0 : WG_WCHUNK);
     }
     if (dbias) {
@@ -703,14 +825,19 @@ static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspa
         if (dbias) for (ptrdiff_t i = 0; i < OC; ++i) dbias[i] = 0;
         return;
     }
-    /* with images for every thread, one fused pass (also for dweight alone: the same split
-     * gives the same dweight with or without dx); else (a batch smaller than the thread count)
-     * tiles are split: weights first, then dx as a forward convolution of dy */
-    const int by_images = (ptrdiff_t)wg6_nt(n_threads) <= N;
-    if (by_images || dweight || dbias)
-        FN(wg6_backward_pass)(by_images ? dx : (REAL *)0, dweight, dbias, workspace, dy, x,
-                              weight, N, C, H, W, OC, PH, PW, by_images, n_threads);
-    if (by_images || !dx) return;
+    /* one fused pass when images are enough for every thread or channels are split (also for
+     * dweight alone: the same split gives the same dweight with or without dx); else (a batch
+     * smaller than the thread count) tiles are split: weights first, then dx as a forward
+     * convolution of dy */
+    const ptrdiff_t T = ((OH + WG_M - 1) / WG_M) * ((OW + WG_M - 1) / WG_M) * N;
+    const int split = wg6_split_channels(C, OC, T, n_threads) ? WG6_BY_CHANNELS
+                      : (ptrdiff_t)wg6_nt(n_threads) <= N   ? WG6_BY_IMAGES
+                                                            : WG6_BY_TILES;
+    const int fused = split != WG6_BY_TILES;
+    if (fused || dweight || dbias)
+        FN(wg6_backward_pass)(fused ? dx : (REAL *)0, dweight, dbias, workspace, dy, x, weight, N,
+                              C, H, W, OC, PH, PW, split, n_threads);
+    if (fused || !dx) return;
     /* dx = dy (N, OC, OH, OW) convolved with wf[c][oc] = w[oc][c] rotated 180 degrees, padding
      * R - 1 - P: its output is (H, W) again. wf goes first in the workspace, the forward's
      * after. */
@@ -724,3 +851,5 @@ static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspa
 }
 
 #undef WG_MM
+#undef WG6_PACK
+#undef WG6_PLANE_GEMM

@@ -2,6 +2,9 @@
  * instruction set, named by FC_ISA (e.g. wg6_forward_f32_43_avx512). Included by winograd6.c once
  * per instruction set through simd_targets.h; the 1-D transform macros are winograd6.c's. WG_F32
  * marks the float copies. No include guard. */
+#if defined(FC_ISA_AVX512)
+#include "wg_gemm_avx512.h"
+#endif
 #define REAL float
 #define GEMM fc_gemm_f32
 #define WG_M 4

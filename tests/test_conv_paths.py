@@ -134,9 +134,12 @@ def test_threads_agree_and_repeat_bitwise(dtype, algorithm, padding, rng):
 # above). Tile rows longer than a block (64 tiles for 64+64 channels), blocks that end inside
 # images and inside tile rows, a batch smaller than the thread count, odd sizes with padding 2,
 # and channels wide enough for F(4x4)'s larger blocks (96 tiles for 192 -> 192: blocks end
-# inside an image).
+# inside an image) and, at 2 threads, for the channel split (wide layers with few tiles: 117 tiles
+# in two blocks; one block of 12; 8 tiles), with channel counts that leave partial panels of the
+# packed filters (200 = 16*12 + 8, 150 = 12*12 + 6, 230 = 19*12 + 2).
 LARGE_CASES = [((1, 64, 3, 301), 64, 1), ((3, 64, 9, 33), 64, 1), ((2, 20, 30, 31), 12, 2),
-               ((7, 16, 28, 28), 16, 1), ((13, 192, 11, 11), 192, 1)]
+               ((7, 16, 28, 28), 16, 1), ((13, 192, 11, 11), 192, 1), ((3, 200, 7, 7), 180, 1),
+               ((2, 150, 9, 9), 230, 0)]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -154,6 +157,23 @@ def test_winograd_matches_im2col_on_large_shapes(dtype, case, algorithm, threads
     assert_close(y, y_ref.astype(np.float64), dtype)
     for g, r in zip(got, ref):
         assert_close(g, r.astype(np.float64), dtype)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_winograd6_every_panel_height(dtype, threads, rng):
+    """The AVX-512 float GEMM of the 6x6-tile kernels takes the filters packed in panels of 12
+    rows (output channels forward, input channels for dx), the last panel 1 to 12 rows high: every
+    height on both sides (OC + C = 25), 27 tiles (a full and a partial vector of them, or two
+    partial ones split between two threads)."""
+    for oc in range(1, 25):
+        x, w, b, padding = _inputs(rng, ((3, 25 - oc, 9, 9), oc, 1), dtype)
+        with num_threads(threads):
+            y = F.conv2d(x, w, b, padding=padding, algorithm="winograd4")
+            dy = randn(rng, y.shape, dtype)
+            got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd4")
+        assert_close(y, naive.conv2d(x, w, b, 1, padding), dtype)
+        for g, want in zip(got, naive.conv2d_backward(dy, x, w, 1, padding)):
+            assert_close(g, want, dtype)
 
 
 @pytest.mark.parametrize("algorithm", WINOGRAD)
