@@ -20,31 +20,33 @@
 
 #define WGP_R 12   /* rows per panel: 24 accumulators + 2 rows of B of the 32 vector registers */
 
-/* C[r][0..32) (masked by m0, m1) = sum_k A[k*rb + r] B[k][0..32) for r < rb, rb a constant
- * after inlining. */
+/* C[r][0..16*nv) (masked by m0, m1) = sum_k A[k*rb + r] B[k][0..16*nv) for r < rb; rb and nv
+ * (1 or 2 vectors of columns) are constants after inlining. */
 static inline __attribute__((always_inline)) void
 wgp_kernel(float *restrict c, ptrdiff_t ldc, const float *restrict a, const float *restrict b,
-           ptrdiff_t ldb, ptrdiff_t K, const int rb, __mmask16 m0, __mmask16 m1)
+           ptrdiff_t ldb, ptrdiff_t K, const int rb, const int nv, __mmask16 m0, __mmask16 m1)
 {
     __m512 c0[WGP_R], c1[WGP_R];
     for (int r = 0; r < rb; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
     for (ptrdiff_t k = 0; k < K; ++k, a += rb, b += ldb) {
-        const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+        const __m512 b1 = nv == 2 ? _mm512_maskz_loadu_ps(m1, b + 16) : b0;
         for (int r = 0; r < rb; ++r) {
             const __m512 av = _mm512_set1_ps(a[r]);
             c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-            c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+            if (nv == 2) c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
         }
     }
     for (int r = 0; r < rb; ++r) {
         _mm512_mask_storeu_ps(c + r * ldc, m0, c0[r]);
-        _mm512_mask_storeu_ps(c + r * ldc + 16, m1, c1[r]);
+        if (nv == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, c1[r]);
     }
 }
 
 /* C (rows, n), rows ldc apart, = A (rows, K) packed in panels of WGP_R rows times B (K, n), rows
  * ldb apart. Panel by panel, so a panel (K*WGP_R, 18 KB for K = 384) is read from memory once
- * and again from L1/L2 for the next 32 columns. */
+ * and again from L1/L2 for the next 32 columns; a last run of at most 16 columns takes the
+ * one-vector kernel (on blocks of 48 tiles, two vectors there wasted a third of the FMAs). */
 static void wgp_gemm(float *restrict c, ptrdiff_t ldc, const float *restrict ap,
                      const float *restrict b, ptrdiff_t ldb, ptrdiff_t rows, ptrdiff_t K,
                      ptrdiff_t n)
@@ -60,12 +62,22 @@ static void wgp_gemm(float *restrict c, ptrdiff_t ldc, const float *restrict ap,
                                           : (__mmask16)0;
             float *cj = c + p0 * ldc + j;
             const float *bj = b + j;
-            switch (rb) {   /* one unrolled kernel per panel height */
+            if (w > 16) {
+                switch (rb) {   /* one unrolled kernel per panel height */
 #define WGP_CASE(R_) \
-    case R_: wgp_kernel(cj, ldc, a, bj, ldb, K, R_, m0, m1); break;
-                WGP_CASE(12) WGP_CASE(11) WGP_CASE(10) WGP_CASE(9) WGP_CASE(8) WGP_CASE(7)
-                WGP_CASE(6) WGP_CASE(5) WGP_CASE(4) WGP_CASE(3) WGP_CASE(2) WGP_CASE(1)
+    case R_: wgp_kernel(cj, ldc, a, bj, ldb, K, R_, 2, m0, m1); break;
+                    WGP_CASE(12) WGP_CASE(11) WGP_CASE(10) WGP_CASE(9) WGP_CASE(8) WGP_CASE(7)
+                    WGP_CASE(6) WGP_CASE(5) WGP_CASE(4) WGP_CASE(3) WGP_CASE(2) WGP_CASE(1)
 #undef WGP_CASE
+                }
+            } else {
+                switch (rb) {
+#define WGP_CASE(R_) \
+    case R_: wgp_kernel(cj, ldc, a, bj, ldb, K, R_, 1, m0, 0); break;
+                    WGP_CASE(12) WGP_CASE(11) WGP_CASE(10) WGP_CASE(9) WGP_CASE(8) WGP_CASE(7)
+                    WGP_CASE(6) WGP_CASE(5) WGP_CASE(4) WGP_CASE(3) WGP_CASE(2) WGP_CASE(1)
+#undef WGP_CASE
+                }
             }
         }
     }
