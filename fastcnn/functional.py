@@ -221,8 +221,9 @@ def _winograd_variant(algorithm, KH):
         return 4
     return 25 if KH == 5 else 2
 # "auto" sends stride-1 layers with 2..4 input channels (3: RGB first layers) to "direct"; with
-# one channel im2col's K = KH*KW GEMM is as fast. Its dx runs direct from 3 input channels on
-# (the dx tiles hold 4 channels); below, a GEMM-based kernel computes dx alone.
+# one channel im2col's K = KH*KW GEMM is as fast. Its dx kernel needs 3 input channels (the dx
+# tiles hold 4); below, a GEMM-based kernel computes dx alone. (With dx, "auto" runs such layers'
+# whole backward elsewhere: _auto_direct_backward.)
 _DIRECT_CHANNELS = range(2, 5)
 _DIRECT_DX_MIN_CHANNELS = 3
 
@@ -245,12 +246,14 @@ def _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, kernel, stride, padding,
     weight transforms (16*OC*C each way) outweigh the per-tile savings (tiles*(C+OC) < 2*C*OC,
     e.g. one 16x16 image through a 64->128 layer); below C*OC = 64 (1->16, 3->8) the transform
     GEMMs are too thin to pay for the transforms. Of the two, F(4x4,3x3) (44% fewer GEMM flops,
-    fewer transformed cells per output) where both channel counts are >= 8 (the thinnest
-    measured), its 4x4 tiles cover the output with at most 50% more cells than F(2x2)'s (none
+    fewer transformed cells per output) where its 4x4 tiles cover the output with at most 50%
+    more cells than F(2x2)'s (none
     more on 8x8, 16x16, 28x28; 31% on 13x13 and 14x14, 44% on 9x9 and 10x10, where it measured
     5-25% faster since its backward-data runs fused with the weight gradient; 78% on 5x5 and
     6x6, where it lost), and there are tiles enough for its larger weight transforms (36*OC*C):
-    2*tiles4*(C+OC) >= C*OC (AlexNet's 13x13 layers at batch 8 just pass). "s2d" for strided
+    2*tiles4*(C+OC) >= C*OC (AlexNet's 13x13 layers at batch 8 just pass); with vectorised
+    transforms on both it won down to 3 channels too (fwd, dx and dweight each, 1 and 2 threads:
+    3->8 on 32x32, 4->16 and 16->4 on 28x28, 6->16 and 5->5 on 14x14, 3->64). "s2d" for strided
     layers whose space-to-depth rewrite (see _s2d_input) is a 3x3 or 5x5 stride-1 layer that
     takes Winograd (AlexNet's 11x11 stride-4 conv1 becomes a 3x3 conv on 48 channels, which
     F(4x4,3x3) computes with 3.4x fewer multiplications than im2col needs for the original).
@@ -287,8 +290,7 @@ def _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, kernel, stride, padding,
             and _tiles(N, OH, OW, 2) * (C + OC) >= 2 * C * OC):
         return "im2col"
     tiles4 = _tiles(N, OH, OW, 4)
-    if (min(C, OC) >= 8 and 16 * tiles4 <= 1.5 * 4 * _tiles(N, OH, OW, 2)
-            and 2 * tiles4 * (C + OC) >= C * OC):
+    if 16 * tiles4 <= 1.5 * 4 * _tiles(N, OH, OW, 2) and 2 * tiles4 * (C + OC) >= C * OC:
         return "winograd4"
     return "winograd"
 
@@ -454,9 +456,13 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias
     dbias[o] = sum_{n,i,j} dy[n,o,i,j], dx = the adjoint of the forward map applied to dy.
     need_dx=False skips dx (a network's first layer needs no input gradient).
     algorithm: "auto" | "im2col" | "winograd" | "winograd4" | "direct" | "s2d", as for conv2d.
+    With a named algorithm dweight and dbias are bitwise the same with or without dx; "auto" may
+    pick another kernel when dx is wanted (RGB layers: _auto_direct_backward), whose dweight
+    agrees to rounding.
     out: an optional preallocated C-contiguous buffer for dx.
     """
     fn = "conv2d_backward"
+    requested = algorithm
     x, weight, stride, padding, (OH, OW), algorithm = _conv_checks(fn, x, weight, stride,
                                                                    padding, algorithm)
     dy = _check_array(fn, "dy", dy, (4,))
@@ -491,6 +497,8 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias
     nt = get_num_threads()
     dweight = np.empty(weight.shape, dtype=x.dtype)
     dbias = np.empty(OC, dtype=x.dtype) if need_dbias else None
+    if algorithm == "direct" and requested == "auto" and dx is not None:
+        algorithm = _auto_direct_backward((KH, KW), stride, padding)
     if algorithm == "direct":
         ws = _workspace(_kernels.conv2d_direct_workspace(C, H, W, KH, KW, *padding, OC, nt),
                         x.dtype)
@@ -508,6 +516,22 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias
         return dx, dweight, dbias
     _conv_backward_kernel(algorithm, dx, dweight, dbias, dy, x, weight, stride, padding, nt)
     return dx, dweight, dbias
+
+
+def _auto_direct_backward(kernel, stride, padding):
+    """The backward of a layer "auto" runs direct (2..4 input channels: RGB layers) when dx is
+    wanted too: the Winograd kernel of a 3x3 or 5x5 layer, whose fused backward reads dy (the
+    larger tensor there: 21x x's size for 3->64) once for both gradients; the direct kernels read
+    it once each. 3->64 on 32x32, batch 128, 1 thread, backward float32 | float64: F(4x4,3x3)
+    10.6 | 23.9 ms, direct 17.4 | 31.6 (its weights alone 7.7 | 15.9, which is why a first layer,
+    without dx, stays direct); 3->64 5x5 at batch 100, F(2x2,5x5) 21.0 vs 31.5 (float32). Other
+    kernel sizes: direct."""
+    KH, KW = kernel
+    for algorithm in _WINOGRAD[::-1]:   # winograd4 first
+        if _kernels.conv2d_winograd_supported(_winograd_variant(algorithm, KH), KH, KW,
+                                              *stride, *padding):
+            return algorithm
+    return "direct"
 
 
 def _empty_or(a, dtype):

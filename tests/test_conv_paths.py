@@ -80,11 +80,19 @@ def test_backward_paths_match_naive(dtype, case, algorithm, threads, rng):
         for got, want in ((dx, ndx), (dw, ndw), (db, ndb)):
             assert got.flags.c_contiguous
             assert_close(got, want, dtype)
-        # need_dx / need_dbias off: the other results do not change
+        # need_dx / need_dbias off: the other results do not change (bitwise, but for the
+        # layers "auto" runs direct, whose backward with dx runs Winograd's fused one)
         dx2, dw2, db2 = F.conv2d_backward(dy, x, w, padding=padding, need_dx=False,
                                           need_dbias=False, algorithm=algorithm)
         assert dx2 is None and db2 is None
-        np.testing.assert_array_equal(dw2, dw)
+        N, C, H, W = x.shape
+        OH, OW = y.shape[2:]
+        pad = padding if isinstance(padding, tuple) else (padding, padding)
+        if algorithm == "auto" and F._conv_algorithm("t", "auto", N, C, w.shape[0], OH, OW,
+                                                     (3, 3), (1, 1), pad) == "direct":
+            assert_close(dw2, ndw, dtype)
+        else:
+            np.testing.assert_array_equal(dw2, dw)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -236,12 +244,15 @@ def test_algorithm_validation(rng):
 
 
 def test_auto_choice():
-    def pick(n, c, oc, hw, kernel=3, stride=1, algorithm="auto"):
+    def pick(n, c, oc, hw, kernel=3, stride=1, algorithm="auto", allow_direct=True):
         return F._conv_algorithm("conv2d", algorithm, n, c, oc, hw, hw, (kernel, kernel),
-                                 (stride, stride), (1, 1))
+                                 (stride, stride), (1, 1), allow_direct=allow_direct)
     assert pick(100, 16, 16, 28) == "winograd4"
-    assert pick(100, 8, 16, 28) == "winograd4"         # down to 8 channels
+    assert pick(100, 8, 16, 28) == "winograd4"
     assert pick(100, 4, 16, 28) == "direct"             # 2..4 channels: direct first
+    assert pick(100, 4, 16, 28, allow_direct=False) == "winograd4"   # F(4x4) down to 3
+    assert pick(100, 16, 4, 28) == "winograd4"
+    assert pick(100, 6, 16, 14) == "winograd4"
     assert pick(100, 16, 16, 10) == "winograd4"        # 10x10: 44% more cells than F(2x2)
     assert pick(100, 64, 64, 6) == "winograd"          # 6x6: 78% more: F(2x2)
     assert pick(128, 64, 128, 16) == "winograd4"
@@ -265,6 +276,32 @@ def test_auto_choice():
     assert pick(128, 64, 128, 16, kernel=7) == "im2col"
     assert pick(128, 64, 128, 16, algorithm="im2col") == "im2col"
     assert pick(1, 1, 1, 3, algorithm="winograd") == "winograd"
+
+
+def test_auto_direct_layers_backward_choice():
+    """With dx, the RGB layers "auto" runs direct take the fused Winograd backward where there
+    is one (it reads dy once for both gradients)."""
+    assert F._auto_direct_backward((3, 3), (1, 1), (1, 1)) == "winograd4"
+    assert F._auto_direct_backward((5, 5), (1, 1), (2, 2)) == "winograd"   # F(2x2,5x5)
+    assert F._auto_direct_backward((7, 7), (1, 1), (1, 1)) == "direct"
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+def test_auto_direct_layer_dx_matches_naive(dtype, kernel, rng):
+    """The RGB layers "auto" runs direct, through the backward routing above, against the
+    oracle, with and without dx."""
+    x = randn(rng, (2, 3, 11, 10), dtype)
+    w = randn(rng, (6, 3, kernel, kernel), dtype, scale=0.3)
+    assert F._conv_algorithm("conv2d", "auto", 2, 3, 6, 11, 10, (kernel, kernel), (1, 1),
+                             (2, 2)) == "direct"
+    y = F.conv2d(x, w, None, padding=2)
+    dy = randn(rng, y.shape, dtype)
+    got = F.conv2d_backward(dy, x, w, padding=2)
+    for g, want in zip(got, naive.conv2d_backward(dy, x, w, 1, 2)):
+        assert_close(g, want, dtype)
+    dx, dw, db = F.conv2d_backward(dy, x, w, padding=2, need_dx=False)
+    assert dx is None
+    assert_close(dw, naive.conv2d_backward(dy, x, w, 1, 2)[1], dtype)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
