@@ -498,7 +498,7 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias
     dweight = np.empty(weight.shape, dtype=x.dtype)
     dbias = np.empty(OC, dtype=x.dtype) if need_dbias else None
     if algorithm == "direct" and requested == "auto" and dx is not None:
-        algorithm = _auto_direct_backward((KH, KW), stride, padding)
+        algorithm = _auto_direct_backward(fn, N, C, OC, OH, OW, (KH, KW), stride, padding)
     if algorithm == "direct":
         ws = _workspace(_kernels.conv2d_direct_workspace(C, H, W, KH, KW, *padding, OC, nt),
                         x.dtype)
@@ -518,20 +518,16 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias
     return dx, dweight, dbias
 
 
-def _auto_direct_backward(kernel, stride, padding):
+def _auto_direct_backward(fn, N, C, OC, OH, OW, kernel, stride, padding):
     """The backward of a layer "auto" runs direct (2..4 input channels: RGB layers) when dx is
-    wanted too: the Winograd kernel of a 3x3 or 5x5 layer, whose fused backward reads dy (the
-    larger tensor there: 21x x's size for 3->64) once for both gradients; the direct kernels read
-    it once each. 3->64 on 32x32, batch 128, 1 thread, backward float32 | float64: F(4x4,3x3)
-    10.6 | 23.9 ms, direct 17.4 | 31.6 (its weights alone 7.7 | 15.9, which is why a first layer,
-    without dx, stays direct); 3->64 5x5 at batch 100, F(2x2,5x5) 21.0 vs 31.5 (float32). Other
-    kernel sizes: direct."""
-    KH, KW = kernel
-    for algorithm in _WINOGRAD[::-1]:   # winograd4 first
-        if _kernels.conv2d_winograd_supported(_winograd_variant(algorithm, KH), KH, KW,
-                                              *stride, *padding):
-            return algorithm
-    return "direct"
+    wanted too: Winograd where "auto" would take it but for the direct kernel, as its fused
+    backward reads dy (the larger tensor there: 21x x's size for 3->64) once for both gradients;
+    the direct kernels read it once each. 3->64 on 32x32, batch 128, 1 thread, backward float32 |
+    float64: F(4x4,3x3) 10.6 | 23.9 ms, direct 17.4 | 31.6 (its weights alone 7.7 | 15.9, which
+    is why a first layer, without dx, stays direct). Else direct."""
+    algorithm = _conv_algorithm(fn, "auto", N, C, OC, OH, OW, kernel, stride, padding,
+                                allow_direct=False)
+    return algorithm if algorithm in _WINOGRAD else "direct"
 
 
 def _empty_or(a, dtype):

@@ -279,20 +279,24 @@ def test_auto_choice():
 
 
 def test_auto_direct_layers_backward_choice():
-    """With dx, the RGB layers "auto" runs direct take the fused Winograd backward where there
-    is one (it reads dy once for both gradients)."""
-    assert F._auto_direct_backward((3, 3), (1, 1), (1, 1)) == "winograd4"
-    assert F._auto_direct_backward((5, 5), (1, 1), (2, 2)) == "winograd"   # F(2x2,5x5)
-    assert F._auto_direct_backward((7, 7), (1, 1), (1, 1)) == "direct"
+    """With dx, the RGB layers "auto" runs direct take the fused Winograd backward where "auto"
+    would take Winograd without the direct kernel (it reads dy once for both gradients)."""
+    def choice(n, c, oc, hw, kernel=3):
+        return F._auto_direct_backward("conv2d_backward", n, c, oc, hw, hw, (kernel, kernel),
+                                       (1, 1), (1, 1))
+    assert choice(128, 3, 64, 32) == "winograd4"
+    assert choice(100, 3, 64, 32, kernel=5) == "direct"   # F(2x2,5x5) wants 16 channels
+    assert choice(100, 3, 64, 32, kernel=7) == "direct"   # no Winograd kernel
+    assert choice(2, 2, 3, 9) == "direct"                 # C*OC < 64: too thin for Winograd
 
 
 @pytest.mark.parametrize("kernel", [3, 5, 7])
 def test_auto_direct_layer_dx_matches_naive(dtype, kernel, rng):
-    """The RGB layers "auto" runs direct, through the backward routing above, against the
-    oracle, with and without dx."""
+    """The RGB layers "auto" runs direct, through the backward routing above (3x3: Winograd),
+    against the oracle, with and without dx."""
     x = randn(rng, (2, 3, 11, 10), dtype)
-    w = randn(rng, (6, 3, kernel, kernel), dtype, scale=0.3)
-    assert F._conv_algorithm("conv2d", "auto", 2, 3, 6, 11, 10, (kernel, kernel), (1, 1),
+    w = randn(rng, (32, 3, kernel, kernel), dtype, scale=0.3)
+    assert F._conv_algorithm("conv2d", "auto", 2, 3, 32, 11, 10, (kernel, kernel), (1, 1),
                              (2, 2)) == "direct"
     y = F.conv2d(x, w, None, padding=2)
     dy = randn(rng, y.shape, dtype)
