@@ -74,11 +74,13 @@ static int wg6_split_weights(ptrdiff_t OC, ptrdiff_t C, int nt)
  * layers (as wg6_block's) with fewer tiles than one block per thread. Split by tiles, every
  * thread streams all of U (36*OC*C) through its GEMMs for its few tiles, and in the backward
  * sums a partial dU of that size; split by channels, each streams its share of U and writes its
- * rows of dU, for two barriers per block. AlexNet's 384->384 on 13x13 at batch 8 (128 tiles),
- * 2 threads: ... */
+ * rows of dU, for two barriers per block. Fwd+bwd at 2 threads, tiles -> channels split
+ * (alternating runs, medians): AlexNet's 384->384, 256->384, 384->256 on 13x13 at batch 8 (128
+ * tiles) 40.1 -> 32.6, 27.3 -> 22.6, 29.5 -> 23.7 ms; 192->192 on 11x11 x13 14.4 -> 8.7. */
 static int wg6_split_channels(ptrdiff_t C, ptrdiff_t OC, ptrdiff_t T, int n_threads)
 {
-    return n_threads > 1 && OC * C >= 32768 && T > 0 && T < (ptrdiff_t)n_threads * wg6_block(C, OC);
+    return n_threads > 1 && OC * C >= 32768 && T > 0
+           && T < (ptrdiff_t)n_threads * wg6_block(C, OC);
 }
 
 /* How the fused backward (wg6_backward_pass) splits the work between the threads. */
