@@ -167,6 +167,28 @@ def test_winograd_matches_im2col_on_large_shapes(dtype, case, algorithm, threads
         assert_close(g, r.astype(np.float64), dtype)
 
 
+def test_winograd6_channel_split_is_thread_count_independent(rng):
+    """Wide layers with few tiles split each block's channels between the threads: every output
+    element, dU row and dx channel is then computed whole by one thread, so 2, 3 and 4 threads
+    give the same bits (a race between the transforms and the GEMMs behind the barriers would
+    not), and the result matches im2col."""
+    x, w, b, padding = _inputs(rng, ((3, 200, 7, 7), 180, 1), np.float32)
+    with num_threads(1):
+        y_ref = F.conv2d(x, w, b, padding=padding, algorithm="im2col")
+        dy = randn(rng, y_ref.shape, np.float32)
+        ref = (y_ref, *F.conv2d_backward(dy, x, w, padding=padding, algorithm="im2col"))
+    runs = []
+    for n in (2, 3, 4):
+        with num_threads(n):
+            y = F.conv2d(x, w, b, padding=padding, algorithm="winograd4")
+            runs.append((y, *F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd4")))
+    for other in runs[1:]:
+        for a, c in zip(runs[0], other):
+            np.testing.assert_array_equal(a, c)
+    for g, r in zip(runs[0], ref):
+        assert_close(g, r.astype(np.float64), np.float32)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_winograd6_every_panel_height(dtype, threads, rng):
     """The AVX-512 float GEMM of the 6x6-tile kernels takes the filters packed in panels of 12
