@@ -194,6 +194,24 @@ void fc_relu_backward_f32(float *dx, const float *dy, const float *y, ptrdiff_t 
 void fc_relu_backward_f64(double *dx, const double *dy, const double *y, ptrdiff_t n,
                           int n_threads);
 
+/* ---- local response normalisation (lrn.c) -----------------------------------------------
+ * Across channels on x (N, C, HW): S = k + alpha * sum of x[j]^2 over j in [c - size/2,
+ * c + (size-1)/2] within [0, C), y = x * S^-beta; scale receives S for the backward.
+ * Backward: dx = dy S^-beta - 2 alpha beta x * (sum over the channels c whose window holds i of
+ * dy[c] y[c] / S[c]); scratch (N, C, HW). No argument may alias another. */
+void fc_lrn_forward_f32(float *y, float *scale, const float *x, ptrdiff_t N, ptrdiff_t C,
+                        ptrdiff_t HW, ptrdiff_t size, double alpha, double beta, double k,
+                        int n_threads);
+void fc_lrn_forward_f64(double *y, double *scale, const double *x, ptrdiff_t N, ptrdiff_t C,
+                        ptrdiff_t HW, ptrdiff_t size, double alpha, double beta, double k,
+                        int n_threads);
+void fc_lrn_backward_f32(float *dx, float *scratch, const float *dy, const float *x,
+                         const float *y, const float *scale, ptrdiff_t N, ptrdiff_t C,
+                         ptrdiff_t HW, ptrdiff_t size, double alpha, double beta, int n_threads);
+void fc_lrn_backward_f64(double *dx, double *scratch, const double *dy, const double *x,
+                         const double *y, const double *scale, ptrdiff_t N, ptrdiff_t C,
+                         ptrdiff_t HW, ptrdiff_t size, double alpha, double beta, int n_threads);
+
 /* ---- pooling (pool.c) ---------------------------------------------------------------------
  * x: (P, H, W) with P = N*C planes   y, argmax: (P, OH, OW)
  * argmax[p, i, j] = h*W + w of the winning input cell of plane p (padded cells never win; a NaN

@@ -135,6 +135,21 @@ cdef extern from "fastcnn.h" nogil:
     void fc_relu_backward_f64(double *dx, const double *dy, const double *y, ptrdiff_t n,
                               int n_threads)
 
+    void fc_lrn_forward_f32(float *y, float *scale, const float *x, ptrdiff_t N, ptrdiff_t C,
+                            ptrdiff_t HW, ptrdiff_t size, double alpha, double beta, double k,
+                            int n_threads)
+    void fc_lrn_forward_f64(double *y, double *scale, const double *x, ptrdiff_t N,
+                            ptrdiff_t C, ptrdiff_t HW, ptrdiff_t size, double alpha,
+                            double beta, double k, int n_threads)
+    void fc_lrn_backward_f32(float *dx, float *scratch, const float *dy, const float *x,
+                             const float *y, const float *scale, ptrdiff_t N, ptrdiff_t C,
+                             ptrdiff_t HW, ptrdiff_t size, double alpha, double beta,
+                             int n_threads)
+    void fc_lrn_backward_f64(double *dx, double *scratch, const double *dy, const double *x,
+                             const double *y, const double *scale, ptrdiff_t N, ptrdiff_t C,
+                             ptrdiff_t HW, ptrdiff_t size, double alpha, double beta,
+                             int n_threads)
+
     void fc_max_pool2d_forward_f32(float *y, int32_t *argmax, const float *x, ptrdiff_t P,
                                    ptrdiff_t H, ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW,
                                    ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,

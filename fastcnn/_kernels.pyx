@@ -259,6 +259,33 @@ def relu_backward(floating[::1] dx, const floating[::1] dy, const floating[::1] 
             fc_relu_backward_f64(_ptr(dx), _cptr(dy), _cptr(y), y.shape[0], n_threads)
 
 
+def lrn_forward(floating[::1] y, floating[::1] scale,                          # OUT
+                const floating[::1] x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t HW,
+                Py_ssize_t size, double alpha, double beta, double k, int n_threads):
+    """y = x * S^-beta and scale = S for local response normalisation (fastcnn.h)."""
+    with nogil:
+        if floating is float:
+            fc_lrn_forward_f32(_ptr(y), _ptr(scale), _cptr(x), N, C, HW, size, alpha, beta, k,
+                               n_threads)
+        else:
+            fc_lrn_forward_f64(_ptr(y), _ptr(scale), _cptr(x), N, C, HW, size, alpha, beta, k,
+                               n_threads)
+
+
+def lrn_backward(floating[::1] dx, floating[::1] scratch,                     # OUT
+                 const floating[::1] dy, const floating[::1] x, const floating[::1] y,
+                 const floating[::1] scale, Py_ssize_t N, Py_ssize_t C, Py_ssize_t HW,
+                 Py_ssize_t size, double alpha, double beta, int n_threads):
+    """dx of local response normalisation from the forward's y and scale (fastcnn.h)."""
+    with nogil:
+        if floating is float:
+            fc_lrn_backward_f32(_ptr(dx), _ptr(scratch), _cptr(dy), _cptr(x), _cptr(y),
+                                _cptr(scale), N, C, HW, size, alpha, beta, n_threads)
+        else:
+            fc_lrn_backward_f64(_ptr(dx), _ptr(scratch), _cptr(dy), _cptr(x), _cptr(y),
+                                _cptr(scale), N, C, HW, size, alpha, beta, n_threads)
+
+
 def max_pool2d_forward(floating[::1] y, int32_t[::1] argmax,                  # OUT (argmax may be empty)
                        const floating[::1] x,                                 # IN
                        Py_ssize_t P, Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW,

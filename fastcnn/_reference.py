@@ -12,6 +12,7 @@ __all__ = [
     "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward",
     "batch_norm_forward", "batch_norm_backward",
+    "lrn_forward", "lrn_backward",
     "adam_update",
 ]
 
@@ -290,3 +291,24 @@ def adam_update(w, g, m, v, lr, beta1, beta2, eps, bias_correction1, bias_correc
     v *= beta2
     v += (1.0 - beta2) * g * g
     w -= (lr / bias_correction1) * m / (np.sqrt(v) / math.sqrt(bias_correction2) + eps)
+
+
+def _lrn_window_sum(a, before, after):
+    """out[:, c] = sum of a[:, j] for j in [c - before, c + after] within [0, C)."""
+    out = a.copy()
+    for d in range(1, before + 1):
+        out[:, d:] += a[:, :-d]
+    for d in range(1, after + 1):
+        out[:, :-d] += a[:, d:]
+    return out
+
+
+def lrn_forward(x, size, alpha, beta, k):
+    s = k + alpha * _lrn_window_sum(x * x, size // 2, (size - 1) // 2)
+    return x * s ** -beta, s
+
+
+def lrn_backward(dy, x, y, s, size, alpha, beta):
+    # i in W(c)  <=>  c in [i - (size-1)//2, i + size//2]: the adjoint window
+    u = _lrn_window_sum(dy * y / s, (size - 1) // 2, size // 2)
+    return dy * s ** -beta - 2.0 * alpha * beta * x * u

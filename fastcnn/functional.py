@@ -7,6 +7,7 @@ needed), allocates outputs and workspaces, and calls the selected backend: the c
 Below this module nothing validates; above it nobody knows C exists. Spec: docs/functional-api.md.
 """
 import contextlib
+import math
 import os
 import threading
 
@@ -17,8 +18,8 @@ from fastcnn._config import get_num_threads
 
 __all__ = [
     "conv2d", "conv2d_backward", "linear", "linear_backward", "max_pool2d",
-    "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "batch_norm", "batch_norm_backward", "relu", "relu_backward",
-    "softmax_cross_entropy", "softmax_cross_entropy_backward", "adam_update", "conv_output_size",
+    "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "batch_norm", "batch_norm_backward", "lrn", "lrn_backward",
+    "relu", "relu_backward", "softmax_cross_entropy", "softmax_cross_entropy_backward", "adam_update", "conv_output_size",
     "get_backend", "set_backend", "use_backend",
 ]
 
@@ -943,6 +944,84 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
                          float(lr), float(beta1), float(beta2), float(eps), bc1, bc2,
                          get_num_threads())
     return param
+
+
+# ---------------------------------------------------------------------------------------------
+# local response normalisation
+
+def _lrn_params(fn, size, alpha, beta, k=None):
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"{fn}: size must be a positive integer, got {size!r}")
+    values = {"alpha": alpha, "beta": beta} if k is None else {"alpha": alpha, "beta": beta,
+                                                               "k": k}
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+            raise TypeError(f"{fn}: {name} must be a number, got {type(v).__name__}")
+        v = float(v)
+        if not math.isfinite(v) or v < 0 or (name == "k" and v == 0):
+            bound = "> 0" if name == "k" else ">= 0"
+            raise ValueError(f"{fn}: {name} must be a finite number {bound}, got {v}")
+    return int(size)
+
+
+def _lrn_layout(x):
+    """(N, C, H*W) of a 4-D (N, C, H, W) or 2-D (N, C) input: the window runs along C."""
+    N, C = x.shape[:2]
+    return N, C, (x.shape[2] * x.shape[3] if x.ndim == 4 else 1)
+
+
+def lrn(x, size=5, alpha=1e-4, beta=0.75, k=2.0, out=None, scale_out=None):
+    """Local response normalisation across channels (Krizhevsky et al. 2012, 3.3): (y, scale).
+
+    scale = S = k + alpha * sum of x[:, j]^2 over j in [c - size//2, c + (size-1)//2] within
+    [0, C) (alpha NOT divided by size, as in the paper; PyTorch's LocalResponseNorm(size, a)
+    is alpha = a / size), y = x * S^-beta. x: (N, C, H, W) or (N, C). scale feeds
+    lrn_backward. out, scale_out: optional preallocated C-contiguous buffers.
+    """
+    fn = "lrn"
+    x = _check_array(fn, "x", x, (2, 4))
+    size = _lrn_params(fn, size, alpha, beta, k)
+    y = _out_array(fn, "out", out, x.shape, x.dtype)
+    scale = _out_array(fn, "scale_out", scale_out, x.shape, x.dtype)
+    if x.size == 0:
+        return y, scale
+    x = _contig(x)
+    if _backend == "reference":
+        ry, rs = _reference().lrn_forward(x, size, float(alpha), float(beta), float(k))
+        return _into(out, ry), _into(scale_out, rs)
+    _kernels.lrn_forward(_flat(y), _flat(scale), _flat(x), *_lrn_layout(x), size, float(alpha),
+                         float(beta), float(k), get_num_threads())
+    return y, scale
+
+
+def lrn_backward(dy, x, y, scale, size=5, alpha=1e-4, beta=0.75, out=None, scratch=None):
+    """dL/dx of lrn from its input x, output y and scale:
+    dx = dy S^-beta - 2 alpha beta x * (sum over the channels c whose window holds i of
+    dy[c] y[c] / S[c]). out: optional buffer for dx; scratch: an optional buffer of x's shape
+    the kernel may overwrite (else one is allocated)."""
+    fn = "lrn_backward"
+    x = _check_array(fn, "x", x, (2, 4))
+    arrays = {name: _check_array(fn, name, a, (x.ndim,))
+              for name, a in (("dy", dy), ("y", y), ("scale", scale))}
+    _check_same_dtype(fn, "x", x, **arrays)
+    _check_grad_shape(fn, arrays["dy"], x.shape, "x's")
+    for name in ("y", "scale"):
+        if arrays[name].shape != x.shape:
+            raise ValueError(f"{fn}: {name}.shape={arrays[name].shape} must equal "
+                             f"x.shape={x.shape} (lrn's outputs for this x)")
+    size = _lrn_params(fn, size, alpha, beta)
+    dx = _out_array(fn, "out", out, x.shape, x.dtype)
+    if x.size == 0:
+        return dx
+    dy, y, scale = (_contig(arrays[n]) for n in ("dy", "y", "scale"))
+    x = _contig(x)
+    if _backend == "reference":
+        return _into(out, _reference().lrn_backward(dy, x, y, scale, size, float(alpha),
+                                                    float(beta)))
+    t = _out_array(fn, "scratch", scratch, x.shape, x.dtype)
+    _kernels.lrn_backward(_flat(dx), _flat(t), _flat(dy), _flat(x), _flat(y), _flat(scale),
+                          *_lrn_layout(x), size, float(alpha), float(beta), get_num_threads())
+    return dx
 
 
 # ---------------------------------------------------------------------------------------------

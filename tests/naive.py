@@ -289,3 +289,33 @@ def softmax_cross_entropy_backward(probs, labels):
         for k in range(k_cls):
             d[n, k] = (probs[n, k] - (1.0 if k == int(labels[n]) else 0.0)) / n_rows
     return d
+
+
+def _lrn_window(c, n_channels, size):
+    """Channels j of c's LRN window: [c - size//2, c + (size-1)//2] within [0, C)."""
+    return range(max(0, c - size // 2), min(n_channels - 1, c + (size - 1) // 2) + 1)
+
+
+def lrn(x, size, alpha, beta, k):
+    """Returns (y, S): S[c] = k + alpha sum_{j in W(c)} x[j]^2, y[c] = x[c] S[c]^-beta, per
+    (image, position), channel by channel."""
+    x = np.asarray(x, dtype=np.float64)
+    n_channels = x.shape[1]
+    s = np.zeros(x.shape)
+    for c in range(n_channels):
+        s[:, c] = k + alpha * sum(x[:, j] ** 2 for j in _lrn_window(c, n_channels, size))
+    return x * s ** -beta, s
+
+
+def lrn_backward(dy, x, size, alpha, beta, k):
+    """dx[i] = sum_c dy[c] dy[c]/dx[i] from the derivative of y[c] = x[c] S[c]^-beta:
+    dy[c]/dx[i] = [c == i] S[c]^-beta - 2 alpha beta x[c] x[i] S[c]^(-beta-1) for i in W(c)."""
+    x = np.asarray(x, dtype=np.float64)
+    dy = np.asarray(dy, dtype=np.float64)
+    _, s = lrn(x, size, alpha, beta, k)
+    n_channels = x.shape[1]
+    dx = dy * s ** -beta
+    for c in range(n_channels):
+        for i in _lrn_window(c, n_channels, size):
+            dx[:, i] -= 2 * alpha * beta * dy[:, c] * x[:, c] * x[:, i] * s[:, c] ** (-beta - 1)
+    return dx

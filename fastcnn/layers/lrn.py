@@ -12,38 +12,10 @@ import math
 
 import numpy as np
 
+from fastcnn import functional as F
 from fastcnn.layers.base import Layer, check_float_input
 
 __all__ = ["LRN"]
-
-
-def _window_sum(a, before, after, out):
-    """out[:, c] = sum of a[:, j] for j in [c - before, c + after] within [0, C)."""
-    np.copyto(out, a)
-    for d in range(1, before + 1):
-        out[:, d:] += a[:, :-d]
-    for d in range(1, after + 1):
-        out[:, :-d] += a[:, d:]
-    return out
-
-
-def _inverse_power(s, beta, out):
-    """out = s ** -beta. The paper's beta 0.75 (and 0.5, 1) by square roots and a division:
-    np.power's general path took most of the layer's forward (20 ms of AlexNet small's first
-    LRN); sqrt is correctly rounded, so this stays within a few float ulps of pow."""
-    if beta == 0.75:
-        np.sqrt(s, out=out)            # s^1/2
-        root4 = np.sqrt(out)           # s^1/4
-        out *= root4                   # s^3/4
-        np.reciprocal(out, out=out)
-    elif beta == 0.5:
-        np.sqrt(s, out=out)
-        np.reciprocal(out, out=out)
-    elif beta == 1.0:
-        np.reciprocal(s, out=out)
-    else:
-        np.power(s, -beta, out=out)
-    return out
 
 
 class LRN(Layer):
@@ -68,19 +40,12 @@ class LRN(Layer):
         self._saved = None
 
     def forward(self, x):
-        # x, y, S: (N, C, H, W); the window runs along axis 1
+        # x, y, S: (N, C, H, W) or (N, C); the window runs along axis 1
         x = check_float_input(x, "LRN", ndim=(2, 4))
-        sq = self._workspace("sq", x.shape, x.dtype)
-        np.multiply(x, x, out=sq)
-        s = self._workspace("s", x.shape, x.dtype)
-        _window_sum(sq, self.size // 2, (self.size - 1) // 2, s)
-        s *= self.alpha
-        s += self.k
-        spow = self._workspace("spow", x.shape, x.dtype)  # S^-beta
-        _inverse_power(s, self.beta, spow)
-        y = self._workspace("y", x.shape, x.dtype)
-        np.multiply(x, spow, out=y)
-        self._saved = (x, s, spow, y)
+        y, s = F.lrn(x, self.size, self.alpha, self.beta, self.k,
+                     out=self._workspace("y", x.shape, x.dtype),
+                     scale_out=self._workspace("s", x.shape, x.dtype))
+        self._saved = (x, s, y)
         return y
 
     def backward(self, dy):
@@ -88,21 +53,12 @@ class LRN(Layer):
             raise RuntimeError("LRN.backward called before forward")
         if not self.need_input_grad:
             return None
-        x, s, spow, y = self._saved
+        x, s, y = self._saved
         if dy.shape != x.shape:
             raise ValueError(f"LRN.backward: dy has shape {dy.shape}, expected {x.shape}")
-        t = self._workspace("t", x.shape, x.dtype)
-        np.multiply(dy, y, out=t)        # dy[c] x[c] S[c]^-beta
-        t /= s                           # ... S[c]^(-beta-1)
-        u = self._workspace("u", x.shape, x.dtype)
-        # i in W(c)  <=>  c in [i - (size-1)//2, i + size//2]: the adjoint window
-        _window_sum(t, (self.size - 1) // 2, self.size // 2, u)
-        dx = self._workspace("dx", x.shape, x.dtype)
-        np.multiply(x, u, out=dx)
-        dx *= -2.0 * self.alpha * self.beta
-        np.multiply(dy, spow, out=t)
-        dx += t
-        return dx
+        return F.lrn_backward(dy, x, y, s, self.size, self.alpha, self.beta,
+                              out=self._workspace("dx", x.shape, x.dtype),
+                              scratch=self._workspace("t", x.shape, x.dtype))
 
     def extra_repr(self):
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
