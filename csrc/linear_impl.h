@@ -16,7 +16,9 @@ void FN(fc_linear_forward)(REAL *y, const REAL *x, const REAL *weight, const REA
     {
         ptrdiff_t o0, o1;
         fc_split(OUT, fc_thread_id(), fc_thread_count(), LINEAR_ALIGN, &o0, &o1);
-        if (o1 > o0) {
+        if (o1 > o0 && N <= LINEAR_SMALL_N) {
+            SMALL(linear_small_forward)(y, x, weight, bias, N, IN, OUT, o0, o1);
+        } else if (o1 > o0) {
             GEMM(0, 1, N, o1 - o0, IN, (REAL)1, x, IN, weight + o0 * IN, IN, (REAL)0, y + o0,
                  OUT);
             if (bias) {
@@ -46,7 +48,9 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, const REAL *dy
         ptrdiff_t o0, o1, i0, i1;
         fc_split(OUT, tid, nth, LINEAR_ALIGN, &o0, &o1);
         if (o1 > o0) {
-            if (N > 0) {
+            if (N > 0 && N <= LINEAR_SMALL_N) {
+                SMALL(linear_small_backward_weights)(dweight, dy, x, N, IN, OUT, o0, o1);
+            } else if (N > 0) {
                 GEMM(1, 0, o1 - o0, IN, N, (REAL)1, dy + o0, OUT, x, IN, (REAL)0,
                      dweight + o0 * IN, IN);
             } else {
@@ -63,7 +67,9 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, const REAL *dy
         }
         if (dx && N > 0) {
             fc_split(IN, tid, nth, LINEAR_ALIGN, &i0, &i1);
-            if (i1 > i0)
+            if (i1 > i0 && N <= LINEAR_SMALL_N)
+                SMALL(linear_small_backward_data)(dx, dy, weight, N, IN, OUT, i0, i1);
+            else if (i1 > i0)
                 GEMM(0, 0, N, i1 - i0, OUT, (REAL)1, dy, OUT, weight + i0, IN, (REAL)0, dx + i0,
                      IN);
         }

@@ -54,6 +54,28 @@ def test_matches_naive(backend, dtype, shape, with_bias, rng):
         assert db is None
 
 
+# Batches of <= 16 rows take the small-batch kernels (W streamed once; two W rows against groups
+# of 4 batch rows forward, 4 W rows per pass for dx, 3 batch rows per pass for dW): tails of
+# each (odd N, OUT, IN), the 16/17 boundary, and shapes large enough to split across threads.
+SMALL_SHAPES = [(3, 37, 13), (7, 1000, 301), (16, 129, 66), (17, 129, 66), (2, 2000, 1031)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", SMALL_SHAPES, ids=str)
+def test_small_batches_match_naive(simd, dtype, shape, threads, rng):
+    N, IN, OUT = shape
+    x, w, b = randn(rng, (N, IN), dtype), randn(rng, (OUT, IN), dtype), randn(rng, OUT, dtype)
+    dy = randn(rng, (N, OUT), dtype)
+    with num_threads(threads):
+        y = F.linear(x, w, b)
+        dx, dw, db = F.linear_backward(dy, x, w)
+        _, dw2, _ = F.linear_backward(dy, x, w, need_dx=False, need_dbias=False)
+    assert_close(y, naive_linear(x, w, b), dtype)
+    for got, want in zip((dx, dw, db), naive_linear_backward(dy, x, w)):
+        assert_close(got, want, dtype)
+    np.testing.assert_array_equal(dw2, dw)
+
+
 def test_skips_dx(backend, rng):
     x, w, dy = randn(rng, (4, 9, ), np.float32), randn(rng, (5, 9), np.float32), None
     dy = randn(rng, (4, 5), np.float32)
