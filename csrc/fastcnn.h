@@ -287,18 +287,19 @@ void fc_batch_norm_backward_f64(double *dx, double *dgamma, double *dbeta, const
 
 /* ---- fully connected (linear.c) -----------------------------------------------------------
  * x (N, IN)  weight (OUT, IN)  bias (OUT) or NULL  y (N, OUT) = x @ weight^T + bias.
- * Backward: dweight (OUT, IN) = dy^T @ x (overwritten), dbias (OUT) = sum_n dy or NULL,
- * dx (N, IN) = dy @ weight, or NULL to skip. */
+ * Backward: dweight (OUT, IN) = dy^T @ x, dbias (OUT) = sum_n dy or NULL (both overwritten, or
+ * with `accumulate` added to: a Parameter's .grad, without a temporary), dx (N, IN) = dy @ weight,
+ * or NULL to skip. */
 void fc_linear_forward_f32(float *y, const float *x, const float *weight, const float *bias,
                            ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads);
 void fc_linear_forward_f64(double *y, const double *x, const double *weight, const double *bias,
                            ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads);
 void fc_linear_backward_f32(float *dx, float *dweight, float *dbias, const float *dy,
                             const float *x, const float *weight, ptrdiff_t N, ptrdiff_t IN,
-                            ptrdiff_t OUT, int n_threads);
+                            ptrdiff_t OUT, int accumulate, int n_threads);
 void fc_linear_backward_f64(double *dx, double *dweight, double *dbias, const double *dy,
                             const double *x, const double *weight, ptrdiff_t N, ptrdiff_t IN,
-                            ptrdiff_t OUT, int n_threads);
+                            ptrdiff_t OUT, int accumulate, int n_threads);
 
 /* ---- optimizer updates (optim.c) ----------------------------------------------------------
  * w, m, v, g: n elements each, updated in place (g read only). */

@@ -35,10 +35,11 @@ void FN(fc_linear_forward)(REAL *y, const REAL *x, const REAL *weight, const REA
 
 void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, const REAL *dy, const REAL *x,
                             const REAL *weight, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
-                            int n_threads)
+                            int accumulate, int n_threads)
 {
     /* dy (N, OUT)  x (N, IN)  weight (OUT, IN) -> dweight (OUT, IN) = dy^T x,
-     * dbias (OUT) = sum_n dy (or NULL), dx (N, IN) = dy W (or NULL).
+     * dbias (OUT) = sum_n dy (or NULL), dx (N, IN) = dy W (or NULL); with accumulate, dweight
+     * and dbias are added to.
      * dweight/dbias split over output features, dx over input features: no partial sums. */
     int nt = linear_threads(n_threads, N > 0 ? N : 1, IN, OUT, OUT > IN ? OUT : IN);
     int blas_prev = fc_blas_threads_begin(nt);
@@ -49,15 +50,17 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, const REAL *dy
         fc_split(OUT, tid, nth, LINEAR_ALIGN, &o0, &o1);
         if (o1 > o0) {
             if (N > 0 && N <= LINEAR_SMALL_N) {
-                SMALL(linear_small_backward_weights)(dweight, dy, x, N, IN, OUT, o0, o1);
+                SMALL(linear_small_backward_weights)(dweight, dy, x, N, IN, OUT, o0, o1,
+                                                     accumulate);
             } else if (N > 0) {
-                GEMM(1, 0, o1 - o0, IN, N, (REAL)1, dy + o0, OUT, x, IN, (REAL)0,
-                     dweight + o0 * IN, IN);
-            } else {
+                GEMM(1, 0, o1 - o0, IN, N, (REAL)1, dy + o0, OUT, x, IN,
+                     accumulate ? (REAL)1 : (REAL)0, dweight + o0 * IN, IN);
+            } else if (!accumulate) {
                 for (ptrdiff_t i = o0 * IN; i < o1 * IN; ++i) dweight[i] = 0;
             }
             if (dbias) {
-                for (ptrdiff_t o = o0; o < o1; ++o) dbias[o] = 0;
+                if (!accumulate)
+                    for (ptrdiff_t o = o0; o < o1; ++o) dbias[o] = 0;
                 for (ptrdiff_t n = 0; n < N; ++n) {
                     const REAL *dyn = dy + n * OUT;
 #pragma omp simd

@@ -71,18 +71,24 @@ static void FN(linear_small_backward_data)(REAL *dx, const REAL *dy, const REAL 
     }
 }
 
-/* dW[o][i] = sum_n dy[n][o] x[n][i] for the rows o in [o0, o1): each row of dW written once,
- * the batch's N rows of x (in L2) combined per vector of columns. */
+/* dW[o][i] (+)= sum_n dy[n][o] x[n][i] for the rows o in [o0, o1) (added to with accumulate):
+ * row by row of dW (in L1/L2 across the passes), the batch's N rows of x (in L2) combined per
+ * vector of columns. */
 static void FN(linear_small_backward_weights)(REAL *dweight, const REAL *dy, const REAL *x,
                                               ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
-                                              ptrdiff_t o0, ptrdiff_t o1)
+                                              ptrdiff_t o0, ptrdiff_t o1, int accumulate)
 {
     for (ptrdiff_t o = o0; o < o1; ++o) {
         REAL *restrict w = dweight + o * IN;
         const REAL g0 = dy[o];
         const REAL *restrict x0 = x;
+        if (accumulate) {
 #pragma omp simd
-        for (ptrdiff_t i = 0; i < IN; ++i) w[i] = g0 * x0[i];
+            for (ptrdiff_t i = 0; i < IN; ++i) w[i] += g0 * x0[i];
+        } else {
+#pragma omp simd
+            for (ptrdiff_t i = 0; i < IN; ++i) w[i] = g0 * x0[i];
+        }
         for (ptrdiff_t n = 1; n < N; n += 3) {
             const REAL *restrict xa = x + n * IN;
             const REAL *restrict xb = n + 1 < N ? xa + IN : xa;

@@ -214,10 +214,10 @@ cdef extern from "fastcnn.h" nogil:
                                ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads)
     void fc_linear_backward_f32(float *dx, float *dw, float *db, const float *dy, const float *x,
                                 const float *w, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
-                                int n_threads)
+                                int accumulate, int n_threads)
     void fc_linear_backward_f64(double *dx, double *dw, double *db, const double *dy,
                                 const double *x, const double *w, ptrdiff_t N, ptrdiff_t IN,
-                                ptrdiff_t OUT, int n_threads)
+                                ptrdiff_t OUT, int accumulate, int n_threads)
 
     void fc_adam_update_f32(float *w, float *m, float *v, const float *g, ptrdiff_t n, double lr,
                             double beta1, double beta2, double eps, double bc1, double bc2,

@@ -604,10 +604,13 @@ def linear(x, weight, bias=None, out=None):
     return y
 
 
-def linear_backward(dy, x, weight, need_dx=True, need_dbias=True, out=None):
+def linear_backward(dy, x, weight, need_dx=True, need_dbias=True, out=None, grads=None):
     """Gradients of linear: (dx or None, dweight, dbias or None).
 
     dweight = dy.T @ x, dbias = dy.sum(0), dx = dy @ weight. out: optional buffer for dx.
+    grads: optional (dweight, dbias) C-contiguous arrays (a layer's Parameter.grad; dbias None
+    when need_dbias is False) the gradients are added into, without a temporary the size of the
+    weight; they are what is returned then.
     """
     fn = "linear_backward"
     x, weight = _linear_checks(fn, x, weight)
@@ -617,17 +620,37 @@ def linear_backward(dy, x, weight, need_dx=True, need_dbias=True, out=None):
     OUT = weight.shape[0]
     _check_grad_shape(fn, dy, (N, OUT))
     dx = _out_array(fn, "out", out, (N, IN), x.dtype) if need_dx else None
+    if grads is not None:
+        if not isinstance(grads, (tuple, list)) or len(grads) != 2:
+            raise TypeError(f"{fn}: grads must be a (dweight, dbias) pair, got {grads!r:.80}")
+        for name, g, shape in (("grads[0]", grads[0], (OUT, IN)),
+                               ("grads[1]", grads[1] if need_dbias else None, (OUT,))):
+            if g is None and name == "grads[1]" and not need_dbias:
+                continue
+            if not isinstance(g, np.ndarray) or g.shape != shape or g.dtype != x.dtype \
+                    or not g.flags.c_contiguous or not g.flags.writeable:
+                raise ValueError(f"{fn}: {name} must be a writeable C-contiguous array of shape "
+                                 f"{shape} and dtype {x.dtype}, got "
+                                 f"{getattr(g, 'shape', type(g).__name__)}")
     x, weight, dy = _contig(x), _contig(weight), _contig(dy)
     if _backend == "reference":
         rdx, dweight, dbias = _reference().linear_backward(dy, x, weight, bool(need_dx),
                                                            bool(need_dbias))
+        if grads is not None:
+            grads[0][...] += dweight
+            if need_dbias:
+                grads[1][...] += dbias
+            dweight, dbias = grads[0], grads[1] if need_dbias else None
         return (_into(out, rdx) if need_dx else None), dweight, dbias
-    dweight = np.empty((OUT, IN), x.dtype)
-    dbias = np.empty(OUT, x.dtype) if need_dbias else None
+    if grads is None:
+        dweight = np.empty((OUT, IN), x.dtype)
+        dbias = np.empty(OUT, x.dtype) if need_dbias else None
+    else:
+        dweight, dbias = grads[0], grads[1] if need_dbias else None
     empty = np.empty(0, x.dtype)
     _kernels.linear_backward(empty if dx is None else _flat(dx), _flat(dweight),
                              empty if dbias is None else dbias, _flat(dy), _flat(x),
-                             _flat(weight), N, IN, OUT, get_num_threads())
+                             _flat(weight), N, IN, OUT, grads is not None, get_num_threads())
     return dx, dweight, dbias
 
 

@@ -76,6 +76,37 @@ def test_small_batches_match_naive(simd, dtype, shape, threads, rng):
     np.testing.assert_array_equal(dw2, dw)
 
 
+@pytest.mark.parametrize("shape", [(7, 1000, 301), (64, 150, 100)], ids=["small", "gemm"])
+def test_grads_are_added_into(backend, dtype, shape, rng):
+    """grads=(dweight, dbias): the gradients are added to those arrays (a Parameter's .grad),
+    which come back in place of fresh ones; without bias grads[1] is None."""
+    N, IN, OUT = shape
+    x, w, dy = randn(rng, (N, IN), dtype), randn(rng, (OUT, IN), dtype), randn(rng, (N, OUT), dtype)
+    gw, gb = randn(rng, (OUT, IN), dtype), randn(rng, OUT, dtype)
+    start_w, start_b = gw.copy(), gb.copy()
+    dx, dw, db = F.linear_backward(dy, x, w, grads=(gw, gb))
+    assert dw is gw and db is gb
+    ndx, ndw, ndb = naive_linear_backward(dy, x, w)
+    assert_close(dx, ndx, dtype)
+    assert_close(gw, start_w + ndw, dtype)
+    assert_close(gb, start_b + ndb, dtype)
+    _, dw, db = F.linear_backward(dy, x, w, need_dx=False, need_dbias=False, grads=(gw, None))
+    assert dw is gw and db is None
+    assert_close(gw, start_w + 2 * ndw, dtype)
+
+
+def test_bad_grads(rng):
+    x, w, dy = randn(rng, (3, 5), np.float32), randn(rng, (4, 5), np.float32), None
+    dy = randn(rng, (3, 4), np.float32)
+    good_w, good_b = np.zeros((4, 5), np.float32), np.zeros(4, np.float32)
+    for grads, err in (((good_w,), TypeError), ((good_w[:, :4], good_b), ValueError),
+                       ((good_w.astype(np.float64), good_b), ValueError),
+                       ((np.asfortranarray(np.zeros((4, 5), np.float32)), good_b), ValueError),
+                       ((good_w, None), ValueError)):
+        with pytest.raises(err, match="grads"):
+            F.linear_backward(dy, x, w, grads=grads)
+
+
 def test_skips_dx(backend, rng):
     x, w, dy = randn(rng, (4, 9, ), np.float32), randn(rng, (5, 9), np.float32), None
     dy = randn(rng, (4, 5), np.float32)

@@ -65,12 +65,12 @@ class Affine(Layer):
             raise ValueError(f"Affine.backward: dy has shape {dy.shape}, expected "
                              f"{(x.shape[0], self.out_features)}")
         need_dx = self.need_input_grad
-        dx, dweight, dbias = F.linear_backward(
+        # the gradients are added into .grad by the kernel: no weight-sized temporary (151 MB
+        # for AlexNet's fc6) to allocate, fill and add
+        dx, _, _ = F.linear_backward(
             dy, x, self.weight.data, need_dx=need_dx, need_dbias=self.bias is not None,
-            out=self._workspace("dx", x.shape, x.dtype) if need_dx else None)
-        self.weight.grad += dweight
-        if self.bias is not None:
-            self.bias.grad += dbias
+            out=self._workspace("dx", x.shape, x.dtype) if need_dx else None,
+            grads=(self.weight.grad, None if self.bias is None else self.bias.grad))
         return dx.reshape(self._x_shape) if need_dx else None
 
     def output_shape(self, input_shape):
