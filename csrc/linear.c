@@ -22,9 +22,11 @@ static int linear_threads(int n_threads, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OU
  * rows the GEMM's arithmetic outweighs the packing. */
 #define LINEAR_SMALL_N 16
 
-#define FC_SIMD_BODY "linear_small_variants.h"
+#define FC_IMPL "linear_small_impl.h"
+#define FC_SIMD_BODY "dtype_variants.h"
 #include "simd_targets.h"
 #undef FC_SIMD_BODY
+#undef FC_IMPL
 
 #define REAL float
 #define FN(name) name##_f32

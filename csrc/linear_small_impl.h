@@ -1,6 +1,6 @@
 /* linear_small_impl.h: type-generic body of the small-batch fully connected kernels (linear.c),
- * with REAL and FN(name) defined; included once per (dtype, instruction set) by
- * linear_small_variants.h. No include guard.
+ * with REAL and FN(name) defined; included once per (dtype, instruction set) through
+ * dtype_variants.h. No include guard.
  * With a batch of a few rows the layer is a stream over W: AlexNet's 9216 -> 4096 at batch 8 is
  * 151 MB of weights for 0.3 GFLOP. BLAS packed W for each call (forward 35.6 ms at 1 thread,
  * where reading W takes 7.3); these read it once, in place, each W value meeting all N batch
@@ -41,7 +41,9 @@ static void FN(linear_small_forward)(REAL *y, const REAL *x, const REAL *weight,
 
 /* dx[n][i] = sum_o dy[n][o] W[o][i] for the columns i in [i0, i1): column chunks whose N rows
  * of dx stay in L1 while every row of W passes its segment through, four W rows per pass. */
+#ifndef LINEAR_SMALL_CHUNK
 #define LINEAR_SMALL_CHUNK 512
+#endif
 static void FN(linear_small_backward_data)(REAL *dx, const REAL *dy, const REAL *weight,
                                            ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
                                            ptrdiff_t i0, ptrdiff_t i1)

@@ -23,9 +23,28 @@ static int lrn_power_mode(double beta)
            : beta == 0.0 ? LRN_BETA_0 : LRN_BETA_OTHER;
 }
 
-#define FC_SIMD_BODY "lrn_variants.h"
+/* Units of work: (image, chunk of LRN_CHUNK positions). */
+static ptrdiff_t lrn_chunks(ptrdiff_t HW) { return (HW + LRN_CHUNK - 1) / LRN_CHUNK; }
+
+/* Unit u's offset into the (N, C, HW) tensors (image n, channel 0, its first position) and its
+ * number of positions. */
+static void lrn_unit(ptrdiff_t u, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t *off, ptrdiff_t *len)
+{
+    const ptrdiff_t chunks = lrn_chunks(HW), n = u / chunks, p0 = (u - n * chunks) * LRN_CHUNK;
+    *len = HW - p0 < LRN_CHUNK ? HW - p0 : LRN_CHUNK;
+    *off = n * C * HW + p0;
+}
+
+static int lrn_threads(int n_threads, ptrdiff_t N, ptrdiff_t C, ptrdiff_t HW)
+{
+    return fc_clamp_threads(n_threads, N * C * HW >= LRN_PARALLEL_MIN ? N * lrn_chunks(HW) : 1);
+}
+
+#define FC_IMPL "lrn_impl.h"
+#define FC_SIMD_BODY "dtype_variants.h"
 #include "simd_targets.h"
 #undef FC_SIMD_BODY
+#undef FC_IMPL
 
 #define LRN_PUBLIC(real, sfx)                                                                      \
     void fc_lrn_forward_##sfx(real *y, real *scale, const real *x, ptrdiff_t N, ptrdiff_t C,       \

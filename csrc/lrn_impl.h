@@ -1,6 +1,6 @@
 /* lrn_impl.h: type-generic body of local response normalisation across channels (lrn.c), with
- * REAL and FN(name) defined; included once per (dtype, instruction set) by lrn_variants.h. No
- * include guard.
+ * REAL and FN(name) defined; included once per (dtype, instruction set) through
+ * dtype_variants.h. No include guard.
  * Work goes in units of (image, chunk of LRN_CHUNK positions of the H*W plane): per channel c
  * every step is one loop down the chunk's contiguous positions, which the compiler vectorises,
  * the `size` channel rows of the window staying in L1/L2 from one channel to the next. */
@@ -54,15 +54,13 @@ static void FN(lrn_forward)(REAL *restrict y, REAL *restrict scale, const REAL *
                             ptrdiff_t N, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t before,
                             ptrdiff_t after, double alpha, double beta, double k, int n_threads)
 {
-    const ptrdiff_t chunks = (HW + LRN_CHUNK - 1) / LRN_CHUNK, units = N * chunks;
-    const int mode = lrn_power_mode(beta);
+    const ptrdiff_t units = N * lrn_chunks(HW);
+    const int mode = lrn_power_mode(beta), nt = lrn_threads(n_threads, N, C, HW);
     const REAL a = (REAL)alpha, kk = (REAL)k, b = (REAL)beta;
-    int nt = fc_clamp_threads(n_threads, N * C * HW >= LRN_PARALLEL_MIN ? units : 1);
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (ptrdiff_t u = 0; u < units; ++u) {
-        const ptrdiff_t n = u / chunks, p0 = (u - n * chunks) * LRN_CHUNK;
-        const ptrdiff_t len = HW - p0 < LRN_CHUNK ? HW - p0 : LRN_CHUNK;
-        const ptrdiff_t off = n * C * HW + p0;
+        ptrdiff_t off, len;
+        lrn_unit(u, C, HW, &off, &len);
         for (ptrdiff_t c = 0; c < C; ++c) {
             const ptrdiff_t j0 = c - before < 0 ? 0 : c - before;
             const ptrdiff_t j1 = c + after >= C ? C - 1 : c + after;
@@ -86,15 +84,13 @@ static void FN(lrn_backward)(REAL *restrict dx, REAL *restrict t, const REAL *re
                              ptrdiff_t before, ptrdiff_t after, double alpha, double beta,
                              int n_threads)
 {
-    const ptrdiff_t chunks = (HW + LRN_CHUNK - 1) / LRN_CHUNK, units = N * chunks;
-    const int mode = lrn_power_mode(beta);
+    const ptrdiff_t units = N * lrn_chunks(HW);
+    const int mode = lrn_power_mode(beta), nt = lrn_threads(n_threads, N, C, HW);
     const REAL b = (REAL)beta, m2ab = (REAL)(-2.0 * alpha * beta);
-    int nt = fc_clamp_threads(n_threads, N * C * HW >= LRN_PARALLEL_MIN ? units : 1);
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (ptrdiff_t u = 0; u < units; ++u) {
-        const ptrdiff_t n = u / chunks, p0 = (u - n * chunks) * LRN_CHUNK;
-        const ptrdiff_t len = HW - p0 < LRN_CHUNK ? HW - p0 : LRN_CHUNK;
-        const ptrdiff_t off = n * C * HW + p0;
+        ptrdiff_t off, len;
+        lrn_unit(u, C, HW, &off, &len);
         REAL r[LRN_CHUNK];   /* S^-beta of one channel's row */
         for (ptrdiff_t c = 0; c < C; ++c) {
             const REAL *restrict g = dy + off + c * HW, *restrict yc = y + off + c * HW;

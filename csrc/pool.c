@@ -12,9 +12,11 @@
 #include "fastcnn.h"
 #include "simd.h"
 
-#define FC_SIMD_BODY "pool_variants.h"
+#define FC_IMPL "pool_impl.h"
+#define FC_SIMD_BODY "dtype_variants.h"
 #include "simd_targets.h"
 #undef FC_SIMD_BODY
+#undef FC_IMPL
 
 #define POOL_PUBLIC(real, sfx)                                                                     \
     void fc_max_pool2d_forward_##sfx(real *y, int32_t *argmax, const real *x, ptrdiff_t P,         \

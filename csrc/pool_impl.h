@@ -1,5 +1,5 @@
 /* pool_impl.h: type-generic bodies of the pooling kernels. NOT a translation unit and no include
- * guard on purpose: pool_variants.h includes it once per dtype (REAL float or double), pool.c that
+ * guard on purpose: dtype_variants.h includes it once per dtype (REAL float or double), pool.c that
  * once per instruction set; FN(name) names each copy (e.g. max_pool_forward_f32_avx512).
  *
  * Shapes (see fastcnn.h): x, dx: (P, H, W) with P = N*C planes; y, dy, argmax: (P, OH, OW).
