@@ -9,8 +9,10 @@
  * product over channels is 36 GEMMs on planes xi = 6*row + col of (channels, tiles of a block).
  * The backward runs the adjoints in one pass: dd = B [U^T (A dy A^T)] B^T overlap-added into dx
  * and dg = G^T [(A dy A^T) .* V] G summed over tiles; only for a batch smaller than the thread
- * count is backward-data this forward run on dy with the flipped, transposed kernel (a stride-1
- * convolution's adjoint is one). */
+ * count (on a layer whose threads split tiles, not channels: wg6_split_channels) is
+ * backward-data this forward run on dy with the flipped, transposed kernel (a stride-1
+ * convolution's adjoint is one). In AVX-512 float the 36 GEMMs with the transformed filters run
+ * on wg_gemm_avx512.h's kernel. */
 #include "wg_segments.h"
 
 #ifndef WG6_BT

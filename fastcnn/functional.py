@@ -18,8 +18,9 @@ from fastcnn._config import get_num_threads
 
 __all__ = [
     "conv2d", "conv2d_backward", "linear", "linear_backward", "max_pool2d",
-    "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "batch_norm", "batch_norm_backward", "lrn", "lrn_backward",
-    "relu", "relu_backward", "softmax_cross_entropy", "softmax_cross_entropy_backward", "adam_update", "conv_output_size",
+    "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "batch_norm",
+    "batch_norm_backward", "lrn", "lrn_backward", "relu", "relu_backward",
+    "softmax_cross_entropy", "softmax_cross_entropy_backward", "adam_update", "conv_output_size",
     "get_backend", "set_backend", "use_backend",
 ]
 
@@ -623,10 +624,10 @@ def linear_backward(dy, x, weight, need_dx=True, need_dbias=True, out=None, grad
     if grads is not None:
         if not isinstance(grads, (tuple, list)) or len(grads) != 2:
             raise TypeError(f"{fn}: grads must be a (dweight, dbias) pair, got {grads!r:.80}")
-        for name, g, shape in (("grads[0]", grads[0], (OUT, IN)),
-                               ("grads[1]", grads[1] if need_dbias else None, (OUT,))):
-            if g is None and name == "grads[1]" and not need_dbias:
-                continue
+        wanted = [("grads[0]", grads[0], (OUT, IN))]
+        if need_dbias:
+            wanted.append(("grads[1]", grads[1], (OUT,)))
+        for name, g, shape in wanted:
             if not isinstance(g, np.ndarray) or g.shape != shape or g.dtype != x.dtype \
                     or not g.flags.c_contiguous or not g.flags.writeable:
                 raise ValueError(f"{fn}: {name} must be a writeable C-contiguous array of shape "
