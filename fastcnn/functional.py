@@ -976,9 +976,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
 def _lrn_params(fn, size, alpha, beta, k=None):
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"{fn}: size must be a positive integer, got {size!r}")
-    values = {"alpha": alpha, "beta": beta} if k is None else {"alpha": alpha, "beta": beta,
-                                                               "k": k}
-    for name, v in values.items():
+    for name, v in (("alpha", alpha), ("beta", beta), ("k", 1.0 if k is None else k)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
             raise TypeError(f"{fn}: {name} must be a number, got {type(v).__name__}")
         v = float(v)
@@ -1018,11 +1016,10 @@ def lrn(x, size=5, alpha=1e-4, beta=0.75, k=2.0, out=None, scale_out=None):
     return y, scale
 
 
-def lrn_backward(dy, x, y, scale, size=5, alpha=1e-4, beta=0.75, out=None, scratch=None):
+def lrn_backward(dy, x, y, scale, size=5, alpha=1e-4, beta=0.75, out=None):
     """dL/dx of lrn from its input x, output y and scale:
     dx = dy S^-beta - 2 alpha beta x * (sum over the channels c whose window holds i of
-    dy[c] y[c] / S[c]). out: optional buffer for dx; scratch: an optional buffer of x's shape
-    the kernel may overwrite (else one is allocated)."""
+    dy[c] y[c] / S[c]). out: optional buffer for dx."""
     fn = "lrn_backward"
     x = _check_array(fn, "x", x, (2, 4))
     arrays = {name: _check_array(fn, name, a, (x.ndim,))
@@ -1042,8 +1039,8 @@ def lrn_backward(dy, x, y, scale, size=5, alpha=1e-4, beta=0.75, out=None, scrat
     if _backend == "reference":
         return _into(out, _reference().lrn_backward(dy, x, y, scale, size, float(alpha),
                                                     float(beta)))
-    t = _out_array(fn, "scratch", scratch, x.shape, x.dtype)
-    _kernels.lrn_backward(_flat(dx), _flat(t), _flat(dy), _flat(x), _flat(y), _flat(scale),
+    t = _workspace(x.size, x.dtype)   # dy y / S, reused from call to call
+    _kernels.lrn_backward(_flat(dx), t, _flat(dy), _flat(x), _flat(y), _flat(scale),
                           *_lrn_layout(x), size, float(alpha), float(beta), get_num_threads())
     return dx
 

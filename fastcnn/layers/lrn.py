@@ -57,8 +57,7 @@ class LRN(Layer):
         if dy.shape != x.shape:
             raise ValueError(f"LRN.backward: dy has shape {dy.shape}, expected {x.shape}")
         return F.lrn_backward(dy, x, y, s, self.size, self.alpha, self.beta,
-                              out=self._workspace("dx", x.shape, x.dtype),
-                              scratch=self._workspace("t", x.shape, x.dtype))
+                              out=self._workspace("dx", x.shape, x.dtype))
 
     def extra_repr(self):
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
