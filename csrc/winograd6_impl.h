@@ -354,6 +354,94 @@ static void FN(wg6_gather_segment)(REAL *restrict P, ptrdiff_t Tb, const REAL *r
     }
 }
 
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+/* The input transform of narrow planes (W <= 16: a register holds an input row), by groups of 16
+ * consecutive tiles of the block rather than by tile row segments: on 14x14 maps a segment has 4
+ * tiles, so the segment gather filled 4 lanes of 16 and was 80% of the input transform (perf,
+ * DeepConvNet's 16->32). A group's tiles come from up to 16 tile rows ("slots"); for input row r
+ * of the tiles, each pair of slots fills its lanes with one permute of the two slots' rows per
+ * column k (lane <- cell M*tj - PW + k of its row; cells outside [0, 16) masked to 0, those in
+ * [W, 16) are 0 from the masked load), then d B and B^T (d B) run in registers and the 36 cells
+ * go straight to V. The lane tables are built once per group for all the channels. */
+static void FN(wg6_input_narrow_avx512)(REAL *restrict V, const REAL *restrict x, ptrdiff_t b0,
+                                        ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t PV, ptrdiff_t C,
+                                        ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t H, ptrdiff_t W,
+                                        ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t TH, ptrdiff_t TW)
+{
+    const __mmask16 wm = (__mmask16)((1u << W) - 1);
+    const ptrdiff_t HW = H * W;
+    for (ptrdiff_t g0 = 0; g0 < b1 - b0; g0 += 16) {
+        const int gn = b1 - b0 - g0 < 16 ? (int)(b1 - b0 - g0) : 16;
+        /* slot s: offset in x of its image's channel 0 and the tile row's first input row (a
+         * missing last slot of an odd count: a row never inside the plane) */
+        ptrdiff_t off[17], ih[17];
+        int32_t cell[16];
+        int slot[16], ns = 0;
+        ptrdiff_t t = b0 + g0, n = t / (TH * TW), q = t - n * TH * TW;
+        ptrdiff_t ti = q / TW, tj = q - ti * TW;
+        for (int l = 0; l < gn; ++l) {
+            if (l == 0 || tj == 0) {
+                off[ns] = n * C * HW;
+                ih[ns++] = WG_M * ti - PH;
+            }
+            slot[l] = ns - 1;
+            cell[l] = (int32_t)(WG_M * tj - PW);
+            if (++tj == TW) {
+                tj = 0;
+                if (++ti == TH) { ti = 0; ++n; }
+            }
+        }
+        off[ns] = 0;
+        ih[ns] = -6;
+        const int np = (ns + 1) / 2;
+        __m512i idx[8];          /* pair p, lane l: cell of column 0, +16 from the second slot */
+        __mmask16 valid[8][6];   /* pair p's lanes whose column k cell lies in [0, 16) */
+        for (int p = 0; p < np; ++p) {
+            int32_t id[16] = {0};
+            unsigned m[6] = {0, 0, 0, 0, 0, 0};
+            for (int l = 0; l < gn; ++l) {
+                if (slot[l] / 2 != p) continue;
+                id[l] = cell[l] + 16 * (slot[l] & 1);
+                for (int k = 0; k < 6; ++k)
+                    if (cell[l] + k >= 0 && cell[l] + k < 16) m[k] |= 1u << l;
+            }
+            idx[p] = _mm512_loadu_si512((const void *)id);
+            for (int k = 0; k < 6; ++k) valid[p][k] = (__mmask16)m[k];
+        }
+        for (ptrdiff_t c = c0; c < c1; ++c) {
+            __m512 s[6][6];   /* (d B) of every tile: s[r][k] */
+            for (int r = 0; r < 6; ++r) {
+                __m512 col[6];
+                for (int k = 0; k < 6; ++k) col[k] = _mm512_setzero_ps();
+                for (int p = 0; p < np; ++p) {
+                    __m512 row[2];
+                    for (int h = 0; h < 2; ++h) {
+                        const ptrdiff_t sl = 2 * p + h, at = ih[sl] + r;
+                        row[h] = at >= 0 && at < H
+                                     ? _mm512_maskz_loadu_ps(wm, x + off[sl] + c * HW + at * W)
+                                     : _mm512_setzero_ps();
+                    }
+                    for (int k = 0; k < 6; ++k)
+                        col[k] = _mm512_mask_mov_ps(
+                            col[k], valid[p][k],
+                            _mm512_permutex2var_ps(row[0], _mm512_add_epi32(idx[p],
+                                                   _mm512_set1_epi32(k)), row[1]));
+                }
+                WG6_BT_T(__m512, s[r], col, 1);
+            }
+            for (int k = 0; k < 6; ++k) {   /* B^T (d B): column k; plane i*6 + k */
+                __m512 d[6], o[6];
+                for (int r = 0; r < 6; ++r) d[r] = s[r][k];
+                WG6_BT_T(__m512, o, d, 1);
+                /* whole vectors: lanes past the block's end stay inside the plane's Tb */
+                for (int i = 0; i < 6; ++i)
+                    _mm512_storeu_ps(V + (i * 6 + k) * PV + c * Tb + g0, o[i]);
+            }
+        }
+    }
+}
+#endif
+
 /* Transformed input of the tiles [b0, b1), channels [c0, c1), into V (36 planes PV apart of
  * (C, Tb)); rb: 36*Tb. */
 static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL *restrict x,
@@ -364,6 +452,12 @@ static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL 
 {
     const ptrdiff_t nb = b1 - b0;
     REAL *restrict P = rb;
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+    if (W <= 16) {
+        FN(wg6_input_narrow_avx512)(V, x, b0, b1, Tb, PV, C, c0, c1, H, W, PH, PW, TH, TW);
+        return;
+    }
+#endif
     for (ptrdiff_t c = c0; c < c1; ++c) {
         WG_SEGMENTS(b0, b1, TH, TW, {
             FN(wg6_gather_segment)(P + (t - b0), Tb, x + (n * C + c) * H * W, H, W,

@@ -30,6 +30,9 @@ WINO_CASES = [
     ((5, 8, 14, 14), 16, 1),       # a DeepConvNet-like layer, odd number of images
     ((2, 3, 9, 9), 4, 1),          # 9x9 output: F(4x4)'s last tiles keep one row/column of 4
     ((2, 3, 10, 10), 4, 0),        # 8x8 output: whole 4x4 tiles, no clipping
+    ((4, 3, 10, 10), 4, 1),        # 3 tiles a row: 16-tile groups start inside rows and images
+    ((2, 3, 16, 16), 5, 1),        # 16-wide rows: the widest the narrow input transform takes
+    ((2, 3, 17, 17), 5, 1),        # 17-wide rows: the row-segment gather
 ]
 WINO_IDS = [f"x{c[0]}-oc{c[1]}-p{c[2]}".replace(" ", "") for c in WINO_CASES]
 
