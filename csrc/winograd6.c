@@ -112,6 +112,10 @@ ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdi
     return weights > data ? weights : data;
 }
 
+/* The element type of the inputs p: REAL, or a vector of them (A runs on registers in the
+ * AVX-512 narrow transforms of winograd6_impl.h). */
+#define WG_ELEM(p) __typeof__((p)[0])
+
 /* ---- F(4x4,3x3): A^T (4x6), its adjoint A, G (6x3), its adjoint G^T; inputs p[0], p[s], ... */
 #define WG_AT_43(o, p, s)                                                                     \
     do {                                                                                      \
@@ -124,8 +128,8 @@ ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdi
     } while (0)
 #define WG_A_43(o, p, s)                                                                      \
     do {                                                                                      \
-        const REAL e0 = (p)[0], e1 = (p)[(s)], e2 = (p)[2 * (s)], e3 = (p)[3 * (s)];          \
-        const REAL ev_ = e0 + e2, od_ = e1 + e3;                                              \
+        const WG_ELEM(p) e0 = (p)[0], e1 = (p)[(s)], e2 = (p)[2 * (s)], e3 = (p)[3 * (s)];    \
+        const WG_ELEM(p) ev_ = e0 + e2, od_ = e1 + e3;                                        \
         o[0] = e0;                                                                            \
         o[1] = ev_ + od_;                                                                     \
         o[2] = ev_ - od_;                                                                     \
@@ -162,7 +166,7 @@ ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdi
     } while (0)
 #define WG_A_25(o, p, s)                                                                      \
     do {                                                                                      \
-        const REAL e0 = (p)[0], e1 = (p)[(s)];                                                \
+        const WG_ELEM(p) e0 = (p)[0], e1 = (p)[(s)];                                          \
         o[0] = e0;                                                                            \
         o[1] = e0 + e1;                                                                       \
         o[2] = e0 - e1;                                                                       \

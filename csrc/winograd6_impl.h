@@ -355,78 +355,94 @@ static void FN(wg6_gather_segment)(REAL *restrict P, ptrdiff_t Tb, const REAL *r
 }
 
 #if defined(FC_ISA_AVX512) && defined(WG_F32)
-/* The input transform of narrow planes (W <= 16: a register holds an input row), by groups of 16
- * consecutive tiles of the block rather than by tile row segments: on 14x14 maps a segment has 4
- * tiles, so the segment gather filled 4 lanes of 16 and was 80% of the input transform (perf,
- * DeepConvNet's 16->32). A group's tiles come from up to 16 tile rows ("slots"); for input row r
- * of the tiles, each pair of slots fills its lanes with one permute of the two slots' rows per
- * column k (lane <- cell M*tj - PW + k of its row; cells outside [0, 16) masked to 0, those in
- * [W, 16) are 0 from the masked load), then d B and B^T (d B) run in registers and the 36 cells
- * go straight to V. The lane tables are built once per group for all the channels. */
+/* The narrow transforms (maps at most 16 wide: a register holds a row) run over groups of 16
+ * consecutive tiles of a block rather than tile row segments: on 14x14 maps a segment has 4
+ * tiles, so the segment gathers filled 4 lanes of 16 (80% of the input transform, perf,
+ * DeepConvNet's 16->32). A group's tiles come from up to 16 tile rows ("slots"); each pair of
+ * slots fills its lanes of a cell column k with one permute of the two slots' rows (lane <- cell
+ * M*tj - P + k of its row). The lanes of a group, built once for all its channels: */
+typedef struct {
+    ptrdiff_t off[17], row[17];   /* slot s: its image's offset, its first row M*ti - PH (a
+                                   * missing last slot of an odd count: a row never in a plane) */
+    __m512i idx[8];               /* pair p, lane l: its tile's cell 0, +16 from the second slot */
+    __mmask16 valid[8][6];        /* pair p's lanes whose cell k lies in [0, 16) */
+    int np;                       /* pairs */
+} FN(wg6_lanes);
+
+/* The lanes of the gn <= 16 tiles from t on, for cells k < K; images `image` apart. */
+static void FN(wg6_lanes_of)(FN(wg6_lanes) *g, ptrdiff_t t, int gn, ptrdiff_t TH, ptrdiff_t TW,
+                             ptrdiff_t image, ptrdiff_t PH, ptrdiff_t PW, int K)
+{
+    int32_t cell[16];
+    int slot[16], ns = 0;
+    ptrdiff_t n = t / (TH * TW), q = t - n * TH * TW, ti = q / TW, tj = q - ti * TW;
+    for (int l = 0; l < gn; ++l) {
+        if (l == 0 || tj == 0) {
+            g->off[ns] = n * image;
+            g->row[ns++] = WG_M * ti - PH;
+        }
+        slot[l] = ns - 1;
+        cell[l] = (int32_t)(WG_M * tj - PW);
+        if (++tj == TW) {
+            tj = 0;
+            if (++ti == TH) { ti = 0; ++n; }
+        }
+    }
+    g->off[ns] = 0;
+    g->row[ns] = -64;
+    g->np = (ns + 1) / 2;
+    for (int p = 0; p < g->np; ++p) {
+        int32_t id[16] = {0};
+        unsigned m[6] = {0, 0, 0, 0, 0, 0};
+        for (int l = 0; l < gn; ++l) {
+            if (slot[l] / 2 != p) continue;
+            id[l] = cell[l] + 16 * (slot[l] & 1);
+            for (int k = 0; k < K; ++k)
+                if (cell[l] + k >= 0 && cell[l] + k < 16) m[k] |= 1u << l;
+        }
+        g->idx[p] = _mm512_loadu_si512((const void *)id);
+        for (int k = 0; k < 6; ++k) g->valid[p][k] = (__mmask16)m[k];
+    }
+}
+
+/* col[k] (k < K), lane l = cell k of its tile in row r of its slot, of the planes at src (rows W
+ * apart, H of them, W <= 16); lanes outside the plane are 0. */
+static inline __attribute__((always_inline)) void
+FN(wg6_lanes_gather)(__m512 *col, const FN(wg6_lanes) *g, const REAL *src, ptrdiff_t r,
+                     ptrdiff_t H, ptrdiff_t W, const int K)
+{
+    const __mmask16 wm = (__mmask16)((1u << W) - 1);
+    for (int k = 0; k < K; ++k) col[k] = _mm512_setzero_ps();
+    for (int p = 0; p < g->np; ++p) {
+        __m512 row[2];
+        for (int h = 0; h < 2; ++h) {
+            const ptrdiff_t at = g->row[2 * p + h] + r;
+            row[h] = at >= 0 && at < H ? _mm512_maskz_loadu_ps(wm, src + g->off[2 * p + h] + at * W)
+                                       : _mm512_setzero_ps();
+        }
+        for (int k = 0; k < K; ++k)
+            col[k] = _mm512_mask_mov_ps(col[k], g->valid[p][k],
+                                        _mm512_permutex2var_ps(row[0], _mm512_add_epi32(
+                                            g->idx[p], _mm512_set1_epi32(k)), row[1]));
+    }
+}
+
+/* The input transform of narrow planes (W <= 16): per group and channel, row r of every tile
+ * gathered, d B and B^T (d B) in registers, the 36 cells straight to V. */
 static void FN(wg6_input_narrow_avx512)(REAL *restrict V, const REAL *restrict x, ptrdiff_t b0,
                                         ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t PV, ptrdiff_t C,
                                         ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t H, ptrdiff_t W,
                                         ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t TH, ptrdiff_t TW)
 {
-    const __mmask16 wm = (__mmask16)((1u << W) - 1);
-    const ptrdiff_t HW = H * W;
     for (ptrdiff_t g0 = 0; g0 < b1 - b0; g0 += 16) {
-        const int gn = b1 - b0 - g0 < 16 ? (int)(b1 - b0 - g0) : 16;
-        /* slot s: offset in x of its image's channel 0 and the tile row's first input row (a
-         * missing last slot of an odd count: a row never inside the plane) */
-        ptrdiff_t off[17], ih[17];
-        int32_t cell[16];
-        int slot[16], ns = 0;
-        ptrdiff_t t = b0 + g0, n = t / (TH * TW), q = t - n * TH * TW;
-        ptrdiff_t ti = q / TW, tj = q - ti * TW;
-        for (int l = 0; l < gn; ++l) {
-            if (l == 0 || tj == 0) {
-                off[ns] = n * C * HW;
-                ih[ns++] = WG_M * ti - PH;
-            }
-            slot[l] = ns - 1;
-            cell[l] = (int32_t)(WG_M * tj - PW);
-            if (++tj == TW) {
-                tj = 0;
-                if (++ti == TH) { ti = 0; ++n; }
-            }
-        }
-        off[ns] = 0;
-        ih[ns] = -6;
-        const int np = (ns + 1) / 2;
-        __m512i idx[8];          /* pair p, lane l: cell of column 0, +16 from the second slot */
-        __mmask16 valid[8][6];   /* pair p's lanes whose column k cell lies in [0, 16) */
-        for (int p = 0; p < np; ++p) {
-            int32_t id[16] = {0};
-            unsigned m[6] = {0, 0, 0, 0, 0, 0};
-            for (int l = 0; l < gn; ++l) {
-                if (slot[l] / 2 != p) continue;
-                id[l] = cell[l] + 16 * (slot[l] & 1);
-                for (int k = 0; k < 6; ++k)
-                    if (cell[l] + k >= 0 && cell[l] + k < 16) m[k] |= 1u << l;
-            }
-            idx[p] = _mm512_loadu_si512((const void *)id);
-            for (int k = 0; k < 6; ++k) valid[p][k] = (__mmask16)m[k];
-        }
+        FN(wg6_lanes) g;
+        FN(wg6_lanes_of)(&g, b0 + g0, b1 - b0 - g0 < 16 ? (int)(b1 - b0 - g0) : 16, TH, TW,
+                         C * H * W, PH, PW, 6);
         for (ptrdiff_t c = c0; c < c1; ++c) {
             __m512 s[6][6];   /* (d B) of every tile: s[r][k] */
             for (int r = 0; r < 6; ++r) {
                 __m512 col[6];
-                for (int k = 0; k < 6; ++k) col[k] = _mm512_setzero_ps();
-                for (int p = 0; p < np; ++p) {
-                    __m512 row[2];
-                    for (int h = 0; h < 2; ++h) {
-                        const ptrdiff_t sl = 2 * p + h, at = ih[sl] + r;
-                        row[h] = at >= 0 && at < H
-                                     ? _mm512_maskz_loadu_ps(wm, x + off[sl] + c * HW + at * W)
-                                     : _mm512_setzero_ps();
-                    }
-                    for (int k = 0; k < 6; ++k)
-                        col[k] = _mm512_mask_mov_ps(
-                            col[k], valid[p][k],
-                            _mm512_permutex2var_ps(row[0], _mm512_add_epi32(idx[p],
-                                                   _mm512_set1_epi32(k)), row[1]));
-                }
+                FN(wg6_lanes_gather)(col, &g, x + c * H * W, r, H, W, 6);
                 WG6_BT_T(__m512, s[r], col, 1);
             }
             for (int k = 0; k < 6; ++k) {   /* B^T (d B): column k; plane i*6 + k */
@@ -436,6 +452,41 @@ static void FN(wg6_input_narrow_avx512)(REAL *restrict V, const REAL *restrict x
                 /* whole vectors: lanes past the block's end stay inside the plane's Tb */
                 for (int i = 0; i < 6; ++i)
                     _mm512_storeu_ps(V + (i * 6 + k) * PV + c * Tb + g0, o[i]);
+            }
+        }
+    }
+}
+
+/* The gradient transform of narrow outputs (OW <= 16), as the input's: per group and output
+ * channel, row i of every tile's M x M cells of dy gathered, A e A^T in registers, the 36 cells
+ * straight to dYh; db (if not NULL) += the group's sum of dy. */
+static void FN(wg6_grad_narrow_avx512)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict db,
+                                       const REAL *restrict dy, ptrdiff_t b0, ptrdiff_t b1,
+                                       ptrdiff_t Tb, ptrdiff_t OC, ptrdiff_t oc0, ptrdiff_t oc1,
+                                       ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t TH, ptrdiff_t TW)
+{
+    for (ptrdiff_t g0 = 0; g0 < b1 - b0; g0 += 16) {
+        FN(wg6_lanes) g;
+        FN(wg6_lanes_of)(&g, b0 + g0, b1 - b0 - g0 < 16 ? (int)(b1 - b0 - g0) : 16, TH, TW,
+                         OC * OH * OW, 0, 0, WG_M);
+        for (ptrdiff_t oc = oc0; oc < oc1; ++oc) {
+            __m512 e[WG_M][WG_M], S[6][WG_M], sum = _mm512_setzero_ps();
+            for (int i = 0; i < WG_M; ++i) {
+                FN(wg6_lanes_gather)(e[i], &g, dy + oc * OH * OW, i, OH, OW, WG_M);
+                for (int k = 0; k < WG_M; ++k) sum = _mm512_add_ps(sum, e[i][k]);
+            }
+            if (db) db[oc] += _mm512_reduce_add_ps(sum);
+            for (int k = 0; k < WG_M; ++k) {   /* A e: column k */
+                __m512 c[WG_M], v[6];
+                for (int i = 0; i < WG_M; ++i) c[i] = e[i][k];
+                WG_A(v, c, 1);
+                for (int i = 0; i < 6; ++i) S[i][k] = v[i];
+            }
+            for (int i = 0; i < 6; ++i) {   /* (A e) A^T: row i, planes i*6 + k */
+                __m512 v[6];
+                WG_A(v, S[i], 1);
+                for (int k = 0; k < 6; ++k)
+                    _mm512_storeu_ps(dYh + (i * 6 + k) * PM + oc * Tb + g0, v[k]);
             }
         }
     }
@@ -570,6 +621,12 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
 {
     const ptrdiff_t nb = b1 - b0;
     REAL *restrict e = rb, *restrict S = rb + WG_MM * Tb;
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+    if (OW <= 16) {
+        FN(wg6_grad_narrow_avx512)(dYh, PM, db, dy, b0, b1, Tb, OC, oc0, oc1, OH, OW, TH, TW);
+        return;
+    }
+#endif
     for (ptrdiff_t oc = oc0; oc < oc1; ++oc) {
         WG_SEGMENTS(b0, b1, TH, TW, {
             const ptrdiff_t q = t - b0, ow0 = WG_M * tj0;
