@@ -112,15 +112,15 @@ ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdi
     return weights > data ? weights : data;
 }
 
-/* The element type of the inputs p: REAL, or a vector of them (A runs on registers in the
- * AVX-512 narrow transforms of winograd6_impl.h). */
+/* The element type of the inputs p: REAL, or a vector of them (A and A^T run on registers in
+ * the AVX-512 narrow transforms of winograd6_impl.h). */
 #define WG_ELEM(p) __typeof__((p)[0])
 
 /* ---- F(4x4,3x3): A^T (4x6), its adjoint A, G (6x3), its adjoint G^T; inputs p[0], p[s], ... */
 #define WG_AT_43(o, p, s)                                                                     \
     do {                                                                                      \
-        const REAL m0 = (p)[0], m1 = (p)[(s)], m2 = (p)[2 * (s)], m3 = (p)[3 * (s)];          \
-        const REAL m4 = (p)[4 * (s)], m5 = (p)[5 * (s)], p_ = m1 + m2, q_ = m1 - m2;          \
+        const WG_ELEM(p) m0 = (p)[0], m1 = (p)[(s)], m2 = (p)[2 * (s)], m3 = (p)[3 * (s)];    \
+        const WG_ELEM(p) m4 = (p)[4 * (s)], m5 = (p)[5 * (s)], p_ = m1 + m2, q_ = m1 - m2;    \
         o[0] = m0 + p_ + m3 + m4;                                                             \
         o[1] = q_ + (REAL)0.5 * m3 - (REAL)2 * m4;                                            \
         o[2] = p_ + (REAL)0.25 * m3 + (REAL)4 * m4;                                           \
@@ -159,8 +159,8 @@ ptrdiff_t fc_conv2d_winograd6_backward_workspace(ptrdiff_t R, ptrdiff_t C, ptrdi
 /* ---- F(2x2,5x5): A^T (2x6), A, G (6x5), G^T, at the same points ------------------------------ */
 #define WG_AT_25(o, p, s)                                                                     \
     do {                                                                                      \
-        const REAL m0 = (p)[0], m1 = (p)[(s)], m2 = (p)[2 * (s)], m3 = (p)[3 * (s)];          \
-        const REAL m4 = (p)[4 * (s)], m5 = (p)[5 * (s)];                                      \
+        const WG_ELEM(p) m0 = (p)[0], m1 = (p)[(s)], m2 = (p)[2 * (s)], m3 = (p)[3 * (s)];    \
+        const WG_ELEM(p) m4 = (p)[4 * (s)], m5 = (p)[5 * (s)];                                \
         o[0] = m0 + (m1 + m2) + (m3 + m4);                                                    \
         o[1] = (m1 - m2) + (REAL)0.5 * m3 - (REAL)2 * m4 + m5;                                \
     } while (0)

@@ -366,7 +366,9 @@ typedef struct {
                                    * missing last slot of an odd count: a row never in a plane) */
     __m512i idx[8];               /* pair p, lane l: its tile's cell 0, +16 from the second slot */
     __mmask16 valid[8][6];        /* pair p's lanes whose cell k lies in [0, 16) */
-    int np;                       /* pairs */
+    int np, ns;                   /* pairs, slots */
+    int lane[16], len[16];        /* slot s: its first lane, its tiles */
+    ptrdiff_t col[16];            /* slot s: its first tile's cell 0, M*tj - PW */
 } FN(wg6_lanes);
 
 /* The lanes of the gn <= 16 tiles from t on, for cells k < K; images `image` apart. */
@@ -379,9 +381,13 @@ static void FN(wg6_lanes_of)(FN(wg6_lanes) *g, ptrdiff_t t, int gn, ptrdiff_t TH
     for (int l = 0; l < gn; ++l) {
         if (l == 0 || tj == 0) {
             g->off[ns] = n * image;
-            g->row[ns++] = WG_M * ti - PH;
+            g->row[ns] = WG_M * ti - PH;
+            g->lane[ns] = l;
+            g->len[ns] = 0;
+            g->col[ns++] = WG_M * tj - PW;
         }
         slot[l] = ns - 1;
+        g->len[ns - 1]++;
         cell[l] = (int32_t)(WG_M * tj - PW);
         if (++tj == TW) {
             tj = 0;
@@ -390,6 +396,7 @@ static void FN(wg6_lanes_of)(FN(wg6_lanes) *g, ptrdiff_t t, int gn, ptrdiff_t TH
     }
     g->off[ns] = 0;
     g->row[ns] = -64;
+    g->ns = ns;
     g->np = (ns + 1) / 2;
     for (int p = 0; p < g->np; ++p) {
         int32_t id[16] = {0};
@@ -491,6 +498,65 @@ static void FN(wg6_grad_narrow_avx512)(REAL *restrict dYh, ptrdiff_t PM, REAL *r
         }
     }
 }
+
+/* The output transform of narrow outputs (OW <= 16), as the input's: per group and output
+ * channel, A^T m A (+ bias, ReLU) of every tile in registers, then each output row of a slot
+ * is one masked store: cell x of it is tile x/M's column x%M, one permute of two of the M
+ * column vectors (M = 4: two permutes and a blend). Lanes past the block's end are never stored. */
+static void FN(wg6_output_narrow_avx512)(REAL *restrict y, const REAL *restrict Mt, ptrdiff_t PM,
+                                         const REAL *bias, int relu, ptrdiff_t b0, ptrdiff_t b1,
+                                         ptrdiff_t Tb, ptrdiff_t OC, ptrdiff_t oc0, ptrdiff_t oc1,
+                                         ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t TH, ptrdiff_t TW)
+{
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    /* cell x: tile x/M; columns 1 and 3 from the second source */
+    const __m512i cell_src = _mm512_add_epi32(
+        _mm512_srli_epi32(lane, WG_M == 4 ? 2 : 1),
+        _mm512_slli_epi32(_mm512_and_epi32(lane, _mm512_set1_epi32(1)), 4));
+    const __mmask16 high = WG_M == 4 ? (__mmask16)0xCCCC : (__mmask16)0;   /* columns 2, 3 */
+    for (ptrdiff_t g0 = 0; g0 < b1 - b0; g0 += 16) {
+        FN(wg6_lanes) g;
+        FN(wg6_lanes_of)(&g, b0 + g0, b1 - b0 - g0 < 16 ? (int)(b1 - b0 - g0) : 16, TH, TW,
+                         OC * OH * OW, 0, 0, WG_M);
+        __m512i idx[16];
+        __mmask16 cells[16];
+        for (int s = 0; s < g.ns; ++s) {
+            ptrdiff_t cnt = OW - g.col[s];
+            if (cnt > WG_M * g.len[s]) cnt = WG_M * g.len[s];
+            idx[s] = _mm512_add_epi32(cell_src, _mm512_set1_epi32(g.lane[s]));
+            cells[s] = (__mmask16)((1u << cnt) - 1);
+        }
+        for (ptrdiff_t oc = oc0; oc < oc1; ++oc) {
+            const __m512 b = _mm512_set1_ps(bias ? bias[oc] : (REAL)0);
+            __m512 S[WG_M][6], o[WG_M][WG_M];
+            for (int k = 0; k < 6; ++k) {   /* A^T m: column k */
+                __m512 m[6], v[WG_M];
+                for (int i = 0; i < 6; ++i)
+                    m[i] = _mm512_loadu_ps(Mt + (i * 6 + k) * PM + oc * Tb + g0);
+                WG_AT(v, m, 1);
+                for (int i = 0; i < WG_M; ++i) S[i][k] = v[i];
+            }
+            for (int i = 0; i < WG_M; ++i) {   /* (A^T m) A: row i, plus the bias */
+                WG_AT(o[i], S[i], 1);
+                for (int k = 0; k < WG_M; ++k) {
+                    o[i][k] = _mm512_add_ps(o[i][k], b);
+                    /* max(0, v) returns v when it is NaN */
+                    if (relu) o[i][k] = _mm512_max_ps(_mm512_setzero_ps(), o[i][k]);
+                }
+            }
+            for (int s = 0; s < g.ns; ++s) {
+                REAL *dst = y + g.off[s] + oc * OH * OW + g.row[s] * OW + g.col[s];
+                for (int i = 0; i < WG_M && g.row[s] + i < OH; ++i) {
+                    __m512 v = _mm512_permutex2var_ps(o[i][0], idx[s], o[i][1]);
+                    if (WG_M == 4)
+                        v = _mm512_mask_mov_ps(v, high, _mm512_permutex2var_ps(
+                                                            o[i][WG_M - 2], idx[s], o[i][WG_M - 1]));
+                    _mm512_mask_storeu_ps(dst + i * OW, cells[s], v);
+                }
+            }
+        }
+    }
+}
 #endif
 
 /* Transformed input of the tiles [b0, b1), channels [c0, c1), into V (36 planes PV apart of
@@ -560,6 +626,13 @@ static void FN(wg6_output_block)(REAL *restrict y, REAL *restrict rb, const REAL
 {
     const ptrdiff_t nb = b1 - b0;
     REAL *restrict o = rb, *restrict S = rb + WG_MM * Tb;
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+    if (OW <= 16) {
+        FN(wg6_output_narrow_avx512)(y, Mt, PM, bias, relu, b0, b1, Tb, OC, oc0, oc1, OH, OW, TH,
+                                     TW);
+        return;
+    }
+#endif
     for (ptrdiff_t oc = oc0; oc < oc1; ++oc) {
         const REAL b = bias ? bias[oc] : (REAL)0;
         for (int k = 0; k < 6; ++k) {   /* A^T m: column k of every tile, S[i*6 + k] */
