@@ -34,8 +34,8 @@
 /* B (6x6), the adjoint of B^T, for backward-data: column i of B^T above is row i here. */
 #define WG6_B(o, p, s)                                                                        \
     do {                                                                                      \
-        const REAL e0 = (p)[0], e1 = (p)[(s)], e2 = (p)[2 * (s)], e3 = (p)[3 * (s)];          \
-        const REAL e4 = (p)[4 * (s)], e5 = (p)[5 * (s)];                                      \
+        const WG_ELEM(p) e0 = (p)[0], e1 = (p)[(s)], e2 = (p)[2 * (s)], e3 = (p)[3 * (s)];    \
+        const WG_ELEM(p) e4 = (p)[4 * (s)], e5 = (p)[5 * (s)];                                \
         o[0] = e0;                                                                            \
         o[1] = e2 - e1 + e5 + (REAL)0.5 * e4 - (REAL)1.5 * e0 - (REAL)2 * e3;                 \
         o[2] = (REAL)0.5 * e1 - (REAL)2 * e0 - (REAL)2.5 * e2 - e3 - e4 - (REAL)1.5 * e5;     \
@@ -313,6 +313,7 @@ static void FN(wg6_row_add_avx512)(REAL *restrict dst, ptrdiff_t iw0, ptrdiff_t 
 }
 #undef WG6_LANES
 #undef WG6_GT
+
 #endif
 
 /* The 36 raw inputs of len tiles of one tile row segment of the plane xc (H, W), inputs starting
@@ -557,6 +558,76 @@ static void FN(wg6_output_narrow_avx512)(REAL *restrict y, const REAL *restrict 
         }
     }
 }
+
+/* The dx scatter of narrow planes (W <= 16), as the input transform's: per group and channel,
+ * B X B^T of every tile in registers, then each dx row a slot's tiles reach gets their
+ * overlapping cells in one load-add-store: cell x (u = x - the slot's first cell) takes tile
+ * u/M - g's column g*M + u%M for the plane groups g < 6/M (as wg6_row_add_avx512's), each group
+ * one permute of two of the six column vectors (F(4x4)'s first: two and a blend). */
+static void FN(wg6_scatter_narrow_avx512)(REAL *restrict dx, const REAL *restrict dV,
+                                          ptrdiff_t PV, ptrdiff_t b0, ptrdiff_t b1, ptrdiff_t Tb,
+                                          ptrdiff_t C, ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t H,
+                                          ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t TH,
+                                          ptrdiff_t TW)
+{
+    enum { GROUPS = (6 + WG_M - 1) / WG_M };   /* 2 for M=4, 3 for M=2 */
+    const __mmask16 wm = (__mmask16)((1u << W) - 1);
+    for (ptrdiff_t g0 = 0; g0 < b1 - b0; g0 += 16) {
+        FN(wg6_lanes) g;
+        FN(wg6_lanes_of)(&g, b0 + g0, b1 - b0 - g0 < 16 ? (int)(b1 - b0 - g0) : 16, TH, TW,
+                         C * H * W, PH, PW, 6);
+        __m512i idx[16][GROUPS];
+        __mmask16 take[16][GROUPS], high[16];   /* cells group g adds to; F(4x4): columns 2, 3 */
+        for (int s = 0; s < g.ns; ++s) {
+            int32_t id[GROUPS][16];
+            unsigned m[GROUPS] = {0}, hi = 0;
+            for (int x = 0; x < 16; ++x) {
+                const ptrdiff_t u = x - g.col[s];
+                for (int gr = 0; gr < GROUPS; ++gr) {
+                    const ptrdiff_t tile = u >= 0 ? u / WG_M - gr : -1, col = gr * WG_M + u % WG_M;
+                    id[gr][x] = (int32_t)(g.lane[s] + (tile >= 0 ? tile : 0) + 16 * (u & 1));
+                    if (x < W && tile >= 0 && tile < g.len[s] && col < 6) m[gr] |= 1u << x;
+                }
+                if (u >= 0 && u % WG_M >= 2) hi |= 1u << x;
+            }
+            for (int gr = 0; gr < GROUPS; ++gr) {
+                idx[s][gr] = _mm512_loadu_si512((const void *)id[gr]);
+                take[s][gr] = (__mmask16)m[gr];
+            }
+            high[s] = WG_M == 4 ? (__mmask16)hi : (__mmask16)0;
+        }
+        for (ptrdiff_t c = c0; c < c1; ++c) {
+            __m512 Zc[6][6], Z[6][6];
+            for (int k = 0; k < 6; ++k) {   /* B X: column k */
+                __m512 v[6], o[6];
+                for (int i = 0; i < 6; ++i)
+                    v[i] = _mm512_loadu_ps(dV + (i * 6 + k) * PV + c * Tb + g0);
+                WG6_B(o, v, 1);
+                for (int i = 0; i < 6; ++i) Zc[i][k] = o[i];
+            }
+            for (int i = 0; i < 6; ++i) WG6_B(Z[i], Zc[i], 1);   /* (B X) B^T: row i */
+            for (int s = 0; s < g.ns; ++s) {
+                REAL *plane = dx + g.off[s] + c * H * W;
+                for (int r = 0; r < 6; ++r) {
+                    const ptrdiff_t ih = g.row[s] + r;
+                    if (ih < 0 || ih >= H) continue;
+                    __m512 add = _mm512_setzero_ps();
+                    for (int gr = 0; gr < GROUPS; ++gr) {
+                        const int k0 = gr * WG_M;   /* the group's first column */
+                        __m512 v = _mm512_permutex2var_ps(Z[r][k0], idx[s][gr], Z[r][k0 + 1]);
+                        if (WG_M == 4 && gr == 0)
+                            v = _mm512_mask_mov_ps(v, high[s], _mm512_permutex2var_ps(
+                                                                   Z[r][2], idx[s][0], Z[r][3]));
+                        add = _mm512_mask_add_ps(add, take[s][gr], add, v);
+                    }
+                    REAL *row = plane + ih * W;
+                    _mm512_mask_storeu_ps(row, wm, _mm512_add_ps(_mm512_maskz_loadu_ps(wm, row),
+                                                                 add));
+                }
+            }
+        }
+    }
+}
 #endif
 
 /* Transformed input of the tiles [b0, b1), channels [c0, c1), into V (36 planes PV apart of
@@ -772,6 +843,12 @@ static void FN(wg6_scatter_block)(REAL *restrict dx, REAL *restrict rb, const RE
 {
     const ptrdiff_t nb = b1 - b0;
     REAL *restrict Z = rb;
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+    if (W <= 16) {
+        FN(wg6_scatter_narrow_avx512)(dx, dV, PV, b0, b1, Tb, C, c0, c1, H, W, PH, PW, TH, TW);
+        return;
+    }
+#endif
     for (ptrdiff_t c = c0; c < c1; ++c) {
         for (int k = 0; k < 6; ++k) {   /* B X: column k of every tile, Z[i*6 + k] */
             const REAL *v = dV + k * PV + c * Tb;
