@@ -361,7 +361,7 @@ static void FN(wg6_gather_segment)(REAL *restrict P, ptrdiff_t Tb, const REAL *r
  * tiles, so the segment gathers filled 4 lanes of 16 (80% of the input transform, perf,
  * DeepConvNet's 16->32). A group's tiles come from up to 16 tile rows ("slots"); each pair of
  * slots fills its lanes of a cell column k with one permute of the two slots' rows (lane <- cell
- * M*tj - P + k of its row). The lanes of a group, built once for all its channels: */
+ * M*tj - P + k of its row). The lanes of a group, built once for all the channels: */
 typedef struct {
     ptrdiff_t off[17], row[17];   /* slot s: its image's offset, its first row M*ti - PH (a
                                    * missing last slot of an odd count: a row never in a plane) */
@@ -413,6 +413,21 @@ static void FN(wg6_lanes_of)(FN(wg6_lanes) *g, ptrdiff_t t, int gn, ptrdiff_t TH
     }
 }
 
+/* The lanes of up to WG6_SG groups of 16 tiles from t0 on (tiles before b1) into g; returns how
+ * many. The narrow transforms build a run of groups at once and then take each channel across
+ * them: channel by channel the planes are walked in order (group by group, every channel's rows
+ * of the 36 planes were touched per group: on wide layers, whose blocks outgrow L2, a 384->384
+ * forward on 13x13 ran 4-12% slower than the segment transforms). */
+#define WG6_SG 8
+static int FN(wg6_groups_of)(FN(wg6_lanes) *g, ptrdiff_t t0, ptrdiff_t b1, ptrdiff_t TH,
+                             ptrdiff_t TW, ptrdiff_t image, ptrdiff_t PH, ptrdiff_t PW, int K)
+{
+    int ng = 0;
+    for (ptrdiff_t t = t0; t < b1 && ng < WG6_SG; t += 16, ++ng)
+        FN(wg6_lanes_of)(g + ng, t, b1 - t < 16 ? (int)(b1 - t) : 16, TH, TW, image, PH, PW, K);
+    return ng;
+}
+
 /* col[k] (k < K), lane l = cell k of its tile in row r of its slot, of the planes at src (rows W
  * apart, H of them, W <= 16); lanes outside the plane are 0. */
 static inline __attribute__((always_inline)) void
@@ -442,15 +457,15 @@ static void FN(wg6_input_narrow_avx512)(REAL *restrict V, const REAL *restrict x
                                         ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t H, ptrdiff_t W,
                                         ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t TH, ptrdiff_t TW)
 {
-    for (ptrdiff_t g0 = 0; g0 < b1 - b0; g0 += 16) {
-        FN(wg6_lanes) g;
-        FN(wg6_lanes_of)(&g, b0 + g0, b1 - b0 - g0 < 16 ? (int)(b1 - b0 - g0) : 16, TH, TW,
-                         C * H * W, PH, PW, 6);
-        for (ptrdiff_t c = c0; c < c1; ++c) {
+    for (ptrdiff_t s0 = 0; s0 < b1 - b0; s0 += 16 * WG6_SG) {
+        FN(wg6_lanes) lanes[WG6_SG];
+        const int ng = FN(wg6_groups_of)(lanes, b0 + s0, b1, TH, TW, C * H * W, PH, PW, 6);
+        for (ptrdiff_t c = c0; c < c1; ++c) for (int gi = 0; gi < ng; ++gi) {
+            const ptrdiff_t g0 = s0 + 16 * gi;
             __m512 s[6][6];   /* (d B) of every tile: s[r][k] */
             for (int r = 0; r < 6; ++r) {
                 __m512 col[6];
-                FN(wg6_lanes_gather)(col, &g, x + c * H * W, r, H, W, 6);
+                FN(wg6_lanes_gather)(col, lanes + gi, x + c * H * W, r, H, W, 6);
                 WG6_BT_T(__m512, s[r], col, 1);
             }
             for (int k = 0; k < 6; ++k) {   /* B^T (d B): column k; plane i*6 + k */
@@ -473,29 +488,33 @@ static void FN(wg6_grad_narrow_avx512)(REAL *restrict dYh, ptrdiff_t PM, REAL *r
                                        ptrdiff_t Tb, ptrdiff_t OC, ptrdiff_t oc0, ptrdiff_t oc1,
                                        ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t TH, ptrdiff_t TW)
 {
-    for (ptrdiff_t g0 = 0; g0 < b1 - b0; g0 += 16) {
-        FN(wg6_lanes) g;
-        FN(wg6_lanes_of)(&g, b0 + g0, b1 - b0 - g0 < 16 ? (int)(b1 - b0 - g0) : 16, TH, TW,
-                         OC * OH * OW, 0, 0, WG_M);
+    for (ptrdiff_t s0 = 0; s0 < b1 - b0; s0 += 16 * WG6_SG) {
+        FN(wg6_lanes) lanes[WG6_SG];
+        const int ng = FN(wg6_groups_of)(lanes, b0 + s0, b1, TH, TW, OC * OH * OW, 0, 0, WG_M);
         for (ptrdiff_t oc = oc0; oc < oc1; ++oc) {
-            __m512 e[WG_M][WG_M], S[6][WG_M], sum = _mm512_setzero_ps();
-            for (int i = 0; i < WG_M; ++i) {
-                FN(wg6_lanes_gather)(e[i], &g, dy + oc * OH * OW, i, OH, OW, WG_M);
-                for (int k = 0; k < WG_M; ++k) sum = _mm512_add_ps(sum, e[i][k]);
+            __m512 sum = _mm512_setzero_ps();
+            for (int gi = 0; gi < ng; ++gi) {
+                const ptrdiff_t g0 = s0 + 16 * gi;
+                __m512 e[WG_M][WG_M], S[6][WG_M];
+                for (int i = 0; i < WG_M; ++i) {
+                    FN(wg6_lanes_gather)(e[i], lanes + gi, dy + oc * OH * OW, i, OH, OW, WG_M);
+                    for (int k = 0; k < WG_M; ++k) sum = _mm512_add_ps(sum, e[i][k]);
+                }
+                for (int k = 0; k < WG_M; ++k) {   /* A e: column k */
+                    __m512 c[WG_M], v[6];
+                    for (int i = 0; i < WG_M; ++i) c[i] = e[i][k];
+                    WG_A(v, c, 1);
+                    for (int i = 0; i < 6; ++i) S[i][k] = v[i];
+                }
+                for (int i = 0; i < 6; ++i) {   /* (A e) A^T: row i, planes i*6 + k */
+                    __m512 v[6];
+                    WG_A(v, S[i], 1);
+                    for (int k = 0; k < 6; ++k)
+                        _mm512_storeu_ps(dYh + (i * 6 + k) * PM + oc * Tb + g0, v[k]);
+                }
             }
+            /* the run's sum of dy, one horizontal reduction per channel */
             if (db) db[oc] += _mm512_reduce_add_ps(sum);
-            for (int k = 0; k < WG_M; ++k) {   /* A e: column k */
-                __m512 c[WG_M], v[6];
-                for (int i = 0; i < WG_M; ++i) c[i] = e[i][k];
-                WG_A(v, c, 1);
-                for (int i = 0; i < 6; ++i) S[i][k] = v[i];
-            }
-            for (int i = 0; i < 6; ++i) {   /* (A e) A^T: row i, planes i*6 + k */
-                __m512 v[6];
-                WG_A(v, S[i], 1);
-                for (int k = 0; k < 6; ++k)
-                    _mm512_storeu_ps(dYh + (i * 6 + k) * PM + oc * Tb + g0, v[k]);
-            }
         }
     }
 }
@@ -515,19 +534,12 @@ static void FN(wg6_output_narrow_avx512)(REAL *restrict y, const REAL *restrict 
         _mm512_srli_epi32(lane, WG_M == 4 ? 2 : 1),
         _mm512_slli_epi32(_mm512_and_epi32(lane, _mm512_set1_epi32(1)), 4));
     const __mmask16 high = WG_M == 4 ? (__mmask16)0xCCCC : (__mmask16)0;   /* columns 2, 3 */
-    for (ptrdiff_t g0 = 0; g0 < b1 - b0; g0 += 16) {
-        FN(wg6_lanes) g;
-        FN(wg6_lanes_of)(&g, b0 + g0, b1 - b0 - g0 < 16 ? (int)(b1 - b0 - g0) : 16, TH, TW,
-                         OC * OH * OW, 0, 0, WG_M);
-        __m512i idx[16];
-        __mmask16 cells[16];
-        for (int s = 0; s < g.ns; ++s) {
-            ptrdiff_t cnt = OW - g.col[s];
-            if (cnt > WG_M * g.len[s]) cnt = WG_M * g.len[s];
-            idx[s] = _mm512_add_epi32(cell_src, _mm512_set1_epi32(g.lane[s]));
-            cells[s] = (__mmask16)((1u << cnt) - 1);
-        }
-        for (ptrdiff_t oc = oc0; oc < oc1; ++oc) {
+    for (ptrdiff_t s0 = 0; s0 < b1 - b0; s0 += 16 * WG6_SG) {
+        FN(wg6_lanes) lanes[WG6_SG];
+        const int ng = FN(wg6_groups_of)(lanes, b0 + s0, b1, TH, TW, OC * OH * OW, 0, 0, WG_M);
+        for (ptrdiff_t oc = oc0; oc < oc1; ++oc) for (int gi = 0; gi < ng; ++gi) {
+            const FN(wg6_lanes) *g = lanes + gi;
+            const ptrdiff_t g0 = s0 + 16 * gi;
             const __m512 b = _mm512_set1_ps(bias ? bias[oc] : (REAL)0);
             __m512 S[WG_M][6], o[WG_M][WG_M];
             for (int k = 0; k < 6; ++k) {   /* A^T m: column k */
@@ -545,14 +557,18 @@ static void FN(wg6_output_narrow_avx512)(REAL *restrict y, const REAL *restrict 
                     if (relu) o[i][k] = _mm512_max_ps(_mm512_setzero_ps(), o[i][k]);
                 }
             }
-            for (int s = 0; s < g.ns; ++s) {
-                REAL *dst = y + g.off[s] + oc * OH * OW + g.row[s] * OW + g.col[s];
-                for (int i = 0; i < WG_M && g.row[s] + i < OH; ++i) {
-                    __m512 v = _mm512_permutex2var_ps(o[i][0], idx[s], o[i][1]);
+            for (int s = 0; s < g->ns; ++s) {
+                const __m512i idx = _mm512_add_epi32(cell_src, _mm512_set1_epi32(g->lane[s]));
+                ptrdiff_t cnt = OW - g->col[s];
+                if (cnt > WG_M * g->len[s]) cnt = WG_M * g->len[s];
+                const __mmask16 cells = (__mmask16)((1u << cnt) - 1);
+                REAL *dst = y + g->off[s] + oc * OH * OW + g->row[s] * OW + g->col[s];
+                for (int i = 0; i < WG_M && g->row[s] + i < OH; ++i) {
+                    __m512 v = _mm512_permutex2var_ps(o[i][0], idx, o[i][1]);
                     if (WG_M == 4)
                         v = _mm512_mask_mov_ps(v, high, _mm512_permutex2var_ps(
-                                                            o[i][WG_M - 2], idx[s], o[i][WG_M - 1]));
-                    _mm512_mask_storeu_ps(dst + i * OW, cells[s], v);
+                                                            o[i][WG_M - 2], idx, o[i][WG_M - 1]));
+                    _mm512_mask_storeu_ps(dst + i * OW, cells, v);
                 }
             }
         }
@@ -572,31 +588,37 @@ static void FN(wg6_scatter_narrow_avx512)(REAL *restrict dx, const REAL *restric
 {
     enum { GROUPS = (6 + WG_M - 1) / WG_M };   /* 2 for M=4, 3 for M=2 */
     const __mmask16 wm = (__mmask16)((1u << W) - 1);
-    for (ptrdiff_t g0 = 0; g0 < b1 - b0; g0 += 16) {
-        FN(wg6_lanes) g;
-        FN(wg6_lanes_of)(&g, b0 + g0, b1 - b0 - g0 < 16 ? (int)(b1 - b0 - g0) : 16, TH, TW,
-                         C * H * W, PH, PW, 6);
-        __m512i idx[16][GROUPS];
-        __mmask16 take[16][GROUPS], high[16];   /* cells group g adds to; F(4x4): columns 2, 3 */
-        for (int s = 0; s < g.ns; ++s) {
-            int32_t id[GROUPS][16];
-            unsigned m[GROUPS] = {0}, hi = 0;
-            for (int x = 0; x < 16; ++x) {
-                const ptrdiff_t u = x - g.col[s];
-                for (int gr = 0; gr < GROUPS; ++gr) {
-                    const ptrdiff_t tile = u >= 0 ? u / WG_M - gr : -1, col = gr * WG_M + u % WG_M;
-                    id[gr][x] = (int32_t)(g.lane[s] + (tile >= 0 ? tile : 0) + 16 * (u & 1));
-                    if (x < W && tile >= 0 && tile < g.len[s] && col < 6) m[gr] |= 1u << x;
+    for (ptrdiff_t s0 = 0; s0 < b1 - b0; s0 += 16 * WG6_SG) {
+        FN(wg6_lanes) lanes[WG6_SG];
+        const int ng = FN(wg6_groups_of)(lanes, b0 + s0, b1, TH, TW, C * H * W, PH, PW, 6);
+        /* group gi, slot s: the lanes plane group gr reads per cell, the cells it adds to; the
+         * cells of F(4x4)'s columns 2 and 3 */
+        struct { __m512i idx[16][GROUPS]; __mmask16 take[16][GROUPS], high[16]; } adds[WG6_SG];
+        for (int gi = 0; gi < ng; ++gi) {
+            const FN(wg6_lanes) *g = lanes + gi;
+            for (int s = 0; s < g->ns; ++s) {
+                int32_t id[GROUPS][16];
+                unsigned m[GROUPS] = {0}, hi = 0;
+                for (int x = 0; x < 16; ++x) {
+                    const ptrdiff_t u = x - g->col[s];
+                    for (int gr = 0; gr < GROUPS; ++gr) {
+                        const ptrdiff_t tile = u >= 0 ? u / WG_M - gr : -1;
+                        const ptrdiff_t col = gr * WG_M + u % WG_M;
+                        id[gr][x] = (int32_t)(g->lane[s] + (tile >= 0 ? tile : 0) + 16 * (u & 1));
+                        if (x < W && tile >= 0 && tile < g->len[s] && col < 6) m[gr] |= 1u << x;
+                    }
+                    if (u >= 0 && u % WG_M >= 2) hi |= 1u << x;
                 }
-                if (u >= 0 && u % WG_M >= 2) hi |= 1u << x;
+                for (int gr = 0; gr < GROUPS; ++gr) {
+                    adds[gi].idx[s][gr] = _mm512_loadu_si512((const void *)id[gr]);
+                    adds[gi].take[s][gr] = (__mmask16)m[gr];
+                }
+                adds[gi].high[s] = WG_M == 4 ? (__mmask16)hi : (__mmask16)0;
             }
-            for (int gr = 0; gr < GROUPS; ++gr) {
-                idx[s][gr] = _mm512_loadu_si512((const void *)id[gr]);
-                take[s][gr] = (__mmask16)m[gr];
-            }
-            high[s] = WG_M == 4 ? (__mmask16)hi : (__mmask16)0;
         }
-        for (ptrdiff_t c = c0; c < c1; ++c) {
+        for (ptrdiff_t c = c0; c < c1; ++c) for (int gi = 0; gi < ng; ++gi) {
+            const FN(wg6_lanes) *g = lanes + gi;
+            const ptrdiff_t g0 = s0 + 16 * gi;
             __m512 Zc[6][6], Z[6][6];
             for (int k = 0; k < 6; ++k) {   /* B X: column k */
                 __m512 v[6], o[6];
@@ -606,19 +628,20 @@ static void FN(wg6_scatter_narrow_avx512)(REAL *restrict dx, const REAL *restric
                 for (int i = 0; i < 6; ++i) Zc[i][k] = o[i];
             }
             for (int i = 0; i < 6; ++i) WG6_B(Z[i], Zc[i], 1);   /* (B X) B^T: row i */
-            for (int s = 0; s < g.ns; ++s) {
-                REAL *plane = dx + g.off[s] + c * H * W;
+            for (int s = 0; s < g->ns; ++s) {
+                REAL *plane = dx + g->off[s] + c * H * W;
                 for (int r = 0; r < 6; ++r) {
-                    const ptrdiff_t ih = g.row[s] + r;
+                    const ptrdiff_t ih = g->row[s] + r;
                     if (ih < 0 || ih >= H) continue;
                     __m512 add = _mm512_setzero_ps();
                     for (int gr = 0; gr < GROUPS; ++gr) {
                         const int k0 = gr * WG_M;   /* the group's first column */
-                        __m512 v = _mm512_permutex2var_ps(Z[r][k0], idx[s][gr], Z[r][k0 + 1]);
+                        const __m512i idx = adds[gi].idx[s][gr];
+                        __m512 v = _mm512_permutex2var_ps(Z[r][k0], idx, Z[r][k0 + 1]);
                         if (WG_M == 4 && gr == 0)
-                            v = _mm512_mask_mov_ps(v, high[s], _mm512_permutex2var_ps(
-                                                                   Z[r][2], idx[s][0], Z[r][3]));
-                        add = _mm512_mask_add_ps(add, take[s][gr], add, v);
+                            v = _mm512_mask_mov_ps(v, adds[gi].high[s],
+                                                   _mm512_permutex2var_ps(Z[r][2], idx, Z[r][3]));
+                        add = _mm512_mask_add_ps(add, adds[gi].take[s][gr], add, v);
                     }
                     REAL *row = plane + ih * W;
                     _mm512_mask_storeu_ps(row, wm, _mm512_add_ps(_mm512_maskz_loadu_ps(wm, row),

@@ -33,6 +33,7 @@ WINO_CASES = [
     ((4, 3, 10, 10), 4, 1),        # 3 tiles a row: 16-tile groups start inside rows and images
     ((2, 3, 16, 16), 5, 1),        # 16-wide rows: the widest the narrow input transform takes
     ((2, 3, 17, 17), 5, 1),        # 17-wide rows: the row-segment gather
+    ((12, 3, 13, 13), 6, 1),       # 192 F(4x4) tiles: more than one run of 8 lane groups
 ]
 WINO_IDS = [f"x{c[0]}-oc{c[1]}-p{c[2]}".replace(" ", "") for c in WINO_CASES]
 
@@ -362,6 +363,7 @@ FIVE_CASES = [
     ((3, 16, 15, 15), 32, 2),      # AlexNet small conv2-like, odd sizes
     ((2, 4, 1, 9), 3, 2),          # one-row images
     ((2, 3, 3, 41), 4, 2),         # 41-wide rows: 21 tiles, more than one 32-cell vector run
+    ((6, 3, 12, 12), 4, 2),        # 216 tiles on 12-wide rows: runs of 8 lane groups
 ]
 FIVE_IDS = [f"x{c[0]}-oc{c[1]}-p{c[2]}".replace(" ", "") for c in FIVE_CASES]
 
