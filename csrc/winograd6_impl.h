@@ -12,7 +12,8 @@
  * count (on a layer whose threads split tiles, not channels: wg6_split_channels) is
  * backward-data this forward run on dy with the flipped, transposed kernel (a stride-1
  * convolution's adjoint is one). In AVX-512 float the 36 GEMMs with the transformed filters run
- * on wg_gemm_avx512.h's kernel. */
+ * on wg_gemm_avx512.h's kernel, so do the weight-gradient ones up to 64 input channels, and on
+ * maps at most 16 wide the transforms take 16-tile groups across tile rows (the narrow ones). */
 #include "wg_segments.h"
 
 #ifndef WG6_BT
@@ -995,17 +996,28 @@ static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL 
 /* One block's GEMMs of the backward, on rows of the planes: dU rows [g0, g1) (+)= dY^ V^T (beta 0:
  * overwritten) when dU is not NULL, and dV rows [c0, c1) (c0 a multiple of WG6_PACK) = Ut dY^ when
  * dV is not NULL. V, dY^, dV: 36 planes PV, PM, PV apart. dV may be V: its plane xi is
- * consumed first. */
+ * consumed first. bt: scratch of 32*nb (AVX-512 float: wgt_gemm's transposed V). */
 static void FN(wg6_backward_gemms)(REAL *dU, REAL *dV, const REAL *Ut, const REAL *V,
                                    const REAL *dYh, REAL beta, ptrdiff_t nb, ptrdiff_t Tb,
                                    ptrdiff_t PV, ptrdiff_t PM, ptrdiff_t C, ptrdiff_t OC,
-                                   ptrdiff_t g0, ptrdiff_t g1, ptrdiff_t c0, ptrdiff_t c1)
+                                   ptrdiff_t g0, ptrdiff_t g1, ptrdiff_t c0, ptrdiff_t c1,
+                                   REAL *bt)
 {
+    (void)bt;
     for (int xi = 0; xi < 36; ++xi) {
         /* dU (OC, C) += dY^ (OC, nb) @ V^T (nb, C) */
-        if (dU && g1 > g0)
-            GEMM(0, 1, g1 - g0, C, nb, (REAL)1, dYh + xi * PM + g0 * Tb, Tb, V + xi * PV, Tb,
-                 beta, dU + xi * OC * C + g0 * C, C);
+        if (dU && g1 > g0) {
+#if defined(FC_ISA_AVX512) && defined(WG_F32)
+            /* up to 64 input channels: wgt_gemm reads dY^ once per 32 of them (OpenBLAS, which
+             * blocks for the wide layers' large dU, ran their backward 6-18% faster) */
+            if (C <= WGT_MAX_N)
+                wgt_gemm(dU + xi * OC * C + g0 * C, C, dYh + xi * PM + g0 * Tb, Tb, V + xi * PV,
+                         Tb, g1 - g0, C, nb, beta != 0, bt);
+            else
+#endif
+                GEMM(0, 1, g1 - g0, C, nb, (REAL)1, dYh + xi * PM + g0 * Tb, Tb, V + xi * PV,
+                     Tb, beta, dU + xi * OC * C + g0 * C, C);
+        }
         /* dV (C, nb) = Ut (C, OC) @ dY^ (OC, nb) */
         if (dV && c1 > c0)
             WG6_PLANE_GEMM(dV + xi * PV + c0 * Tb, Tb, Ut + xi * OC * C + c0 * OC,
@@ -1079,7 +1091,7 @@ static void FN(wg6_backward_pass)(REAL *dx, REAL *dweight, REAL *dbias, REAL *wo
                                    g1, OH, OW, TH, TW);
 #pragma omp barrier
                 FN(wg6_backward_gemms)(dU, dV, Ut, V, dYh, b0 == 0 ? (REAL)0 : (REAL)1, b1 - b0,
-                                       Tb, PV, PM, C, OC, g0, g1, c0, c1);
+                                       Tb, PV, PM, C, OC, g0, g1, c0, c1, rb);
                 if (!dx) continue;
                 for (; n_zeroed * Timg < b1; ++n_zeroed)
                     memset(dx + (n_zeroed * C + c0) * H * W, 0,
@@ -1109,7 +1121,7 @@ static void FN(wg6_backward_pass)(REAL *dx, REAL *dweight, REAL *dbias, REAL *wo
                 /* dV over V (its plane xi is consumed first) */
                 FN(wg6_backward_gemms)(dweight ? dWp : (REAL *)0, dx ? V : (REAL *)0, Ut, V,
                                        dYh, b0 == t0 ? (REAL)0 : (REAL)1, b1 - b0, Tb, PV, PM,
-                                       C, OC, 0, OC, 0, C);
+                                       C, OC, 0, OC, 0, C, rb);
                 if (!dx) continue;
                 /* dx zeroed image by image just before its first tiles land: still in cache
                  * for the overlap-add */

@@ -210,6 +210,27 @@ def test_winograd6_every_panel_height(dtype, threads, rng):
             assert_close(g, want, dtype)
 
 
+@pytest.mark.parametrize("channels", [1, 15, 16, 17, 31, 32, 33, 40, 64, 65])
+def test_winograd6_weight_gradient_widths(dtype, channels, rng):
+    """The AVX-512 float weight-gradient GEMM of the 6x6-tile kernels (dU = dY^ V^T, up to 64
+    input channels; OpenBLAS past them) transposes V 32 channels at a time in 16 x 16 blocks:
+    every kind of last block of channels, 72 tiles (more than one block of them, the last
+    partial: the products added to the previous blocks'), 50 output channels (full panels and a
+    partial one), with and without dx; against im2col (itself checked against the oracle)."""
+    x, w, b, padding = _inputs(rng, ((8, channels, 9, 9), 50, 1), dtype)
+    dy = randn(rng, F.conv2d(x, w, b, padding=padding).shape, dtype)
+    want = [a.astype(np.float64) for a in
+            F.conv2d_backward(dy, x, w, padding=padding, algorithm="im2col")]
+    for threads in (1, 2):
+        with num_threads(threads):
+            got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd4")
+            _, dw, _ = F.conv2d_backward(dy, x, w, padding=padding, need_dx=False,
+                                         algorithm="winograd4")
+        for g, ref in zip(got, want):
+            assert_close(g, ref, dtype)
+        np.testing.assert_array_equal(dw, got[1])
+
+
 @pytest.mark.parametrize("algorithm", WINOGRAD)
 @pytest.mark.parametrize("relu", [False, True], ids=["linear", "relu"])
 @pytest.mark.parametrize("case", [WINO_CASES[i] for i in (0, 2, 3, 4, 5, 7, 12)],
