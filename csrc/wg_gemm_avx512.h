@@ -20,7 +20,8 @@
 #include <stddef.h>
 
 #define WGP_R 12   /* rows per panel: 24 accumulators + 2 rows of B of the 32 vector registers */
-#define WGT_MAX_N 64   /* wgt_gemm's widest C: past it, OpenBLAS (see winograd6_impl.h) */
+#define WGT_MAX_N 64     /* wgt_gemm's widest C and fewest rows: outside them, OpenBLAS */
+#define WGT_MIN_ROWS 32  /* (see winograd6_impl.h) */
 
 /* C[r][0..16*nv) (masked by m0, m1) (+)= sum_k A[r*ar + k*ak] B[k][0..16*nv) for r < rb (added
  * to C when acc); rb, nv, ar, ak and acc are constants after inlining (packed A: ar = 1, ak = rb). */

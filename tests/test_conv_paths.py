@@ -213,7 +213,8 @@ def test_winograd6_every_panel_height(dtype, threads, rng):
 @pytest.mark.parametrize("channels", [1, 15, 16, 17, 31, 32, 33, 40, 64, 65])
 def test_winograd6_weight_gradient_widths(dtype, channels, rng):
     """The AVX-512 float weight-gradient GEMM of the 6x6-tile kernels (dU = dY^ V^T, up to 64
-    input channels; OpenBLAS past them) transposes V 32 channels at a time in 16 x 16 blocks:
+    input channels and from 32 output channels; OpenBLAS otherwise) transposes V 32 channels at
+    a time in 16 x 16 blocks:
     every kind of last block of channels, 72 tiles (more than one block of them, the last
     partial: the products added to the previous blocks'), 50 output channels (full panels and a
     partial one), with and without dx; against im2col (itself checked against the oracle)."""
@@ -229,6 +230,18 @@ def test_winograd6_weight_gradient_widths(dtype, channels, rng):
         for g, ref in zip(got, want):
             assert_close(g, ref, dtype)
         np.testing.assert_array_equal(dw, got[1])
+
+
+def test_winograd6_weight_gradient_panel_heights(dtype, rng):
+    """That GEMM's last panel of dU rows is 1 to 12 high (37..48 output channels), on 20 input
+    channels (one vector and a partial one)."""
+    for oc in range(37, 49):
+        x, w, b, padding = _inputs(rng, ((2, 20, 9, 9), oc, 1), dtype)
+        dy = randn(rng, F.conv2d(x, w, b, padding=padding).shape, dtype)
+        got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd4")
+        want = F.conv2d_backward(dy, x, w, padding=padding, algorithm="im2col")
+        for g, ref in zip(got, want):
+            assert_close(g, ref.astype(np.float64), dtype)
 
 
 @pytest.mark.parametrize("algorithm", WINOGRAD)
