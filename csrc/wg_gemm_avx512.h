@@ -52,6 +52,12 @@ wgp_kernel(float *restrict c, ptrdiff_t ldc, const float *restrict a, const floa
     }
 }
 
+/* The first min(max(w, 0), 16) lanes. */
+static inline __mmask16 wgp_mask(ptrdiff_t w)
+{
+    return w >= 16 ? (__mmask16)0xFFFF : w > 0 ? (__mmask16)((1u << w) - 1) : (__mmask16)0;
+}
+
 /* C (rows, n), rows ldc apart, = A (rows, K) packed in panels of WGP_R rows times B (K, n), rows
  * ldb apart. Panel by panel, so a panel (K*WGP_R, 18 KB for K = 384) is read from memory once
  * and again from L1/L2 for the next 32 columns; a last run of at most 16 columns takes the
@@ -65,10 +71,7 @@ static void wgp_gemm(float *restrict c, ptrdiff_t ldc, const float *restrict ap,
         const float *a = ap + p0 * K;
         for (ptrdiff_t j = 0; j < n; j += 32) {
             const ptrdiff_t w = n - j < 32 ? n - j : 32;
-            const __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
-            const __mmask16 m1 = w >= 32   ? (__mmask16)0xFFFF
-                                 : w > 16 ? (__mmask16)((1u << (w - 16)) - 1)
-                                          : (__mmask16)0;
+            const __mmask16 m0 = wgp_mask(w), m1 = wgp_mask(w - 16);
             float *cj = c + p0 * ldc + j;
             const float *bj = b + j;
             if (w > 16) {
@@ -140,10 +143,7 @@ static void wgt_gemm(float *restrict c, ptrdiff_t ldc, const float *restrict a, 
 {
     for (ptrdiff_t j = 0; j < n; j += 32) {
         const ptrdiff_t w = n - j < 32 ? n - j : 32;
-        const __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
-        const __mmask16 m1 = w >= 32   ? (__mmask16)0xFFFF
-                             : w > 16 ? (__mmask16)((1u << (w - 16)) - 1)
-                                      : (__mmask16)0;
+        const __mmask16 m0 = wgp_mask(w), m1 = wgp_mask(w - 16);
         for (ptrdiff_t k0 = 0; k0 < K; k0 += 16) {   /* bt[k][0..w) = B[j..j+w)[k] */
             const ptrdiff_t kn = K - k0 < 16 ? K - k0 : 16;
             wgt_transpose16(bt + k0 * 32, 32, b + j * ldb + k0, ldb, w < 16 ? w : 16, kn);
