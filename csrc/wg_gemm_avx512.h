@@ -100,7 +100,7 @@ static void wgp_gemm(float *restrict c, ptrdiff_t ldc, const float *restrict ap,
 static inline void wgt_transpose16(float *restrict dst, ptrdiff_t ldd, const float *restrict src,
                                    ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t kn)
 {
-    const __mmask16 km = kn >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << kn) - 1);
+    const __mmask16 km = wgp_mask(kn);
     __m512 r[16], t[16];
     for (int i = 0; i < 16; ++i)
         r[i] = i < rows ? _mm512_maskz_loadu_ps(km, src + i * lds) : _mm512_setzero_ps();

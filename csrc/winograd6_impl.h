@@ -314,7 +314,6 @@ static void FN(wg6_row_add_avx512)(REAL *restrict dst, ptrdiff_t iw0, ptrdiff_t 
 }
 #undef WG6_LANES
 #undef WG6_GT
-
 #endif
 
 /* The 36 raw inputs of len tiles of one tile row segment of the plane xc (H, W), inputs starting
@@ -554,8 +553,10 @@ static void FN(wg6_output_narrow_avx512)(REAL *restrict y, const REAL *restrict 
                 WG_AT(o[i], S[i], 1);
                 for (int k = 0; k < WG_M; ++k) {
                     o[i][k] = _mm512_add_ps(o[i][k], b);
-                    /* max(0, v) returns v when it is NaN */
-                    if (relu) o[i][k] = _mm512_max_ps(_mm512_setzero_ps(), o[i][k]);
+                    /* v where v > 0 or NaN (unordered), else +0: the scalar path's ReLU */
+                    if (relu)
+                        o[i][k] = _mm512_maskz_mov_ps(
+                            _mm512_cmp_ps_mask(o[i][k], _mm512_setzero_ps(), _CMP_NLE_UQ), o[i][k]);
                 }
             }
             for (int s = 0; s < g->ns; ++s) {
