@@ -3,6 +3,18 @@
  * conv_impl.h; this file holds the dtype-free helpers and instantiates it for float and double. */
 #include "fastcnn.h"
 #include "parallel.h"
+#include "simd.h"
+#if FC_X86_VARIANTS
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
+#include "wg_gemm_avx512.h"
+#pragma GCC pop_options
+#endif
+
+/* The widest column matrix (K = C*KH*KW rows) whose double GEMMs run on wg_gemm_avx512.h's
+ * kernels under AVX-512 (conv_impl.h): a 2-vector strip of it (K*128 bytes) stays in L1 over a
+ * panel's kernels; wider, BLAS's blocking serves better. */
+#define CONV_OWN_MAX_K 256
 
 /* 1x1, stride 1, no padding: the image itself is the column matrix; no im2col needed. */
 static int is_pointwise(ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
@@ -47,7 +59,8 @@ ptrdiff_t fc_conv2d_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, pt
     ptrdiff_t K = C * KH * KW;
     ptrdiff_t P = out_size(H, KH, SH, PH) * out_size(W, KW, SW, PW);
     ptrdiff_t col = is_pointwise(KH, KW, SH, SW, PH, PW) ? 0 : K * P;
-    return (ptrdiff_t)(n_threads < 1 ? 1 : n_threads) * (col + OC * K + OC);
+    /* + the double weight-gradient GEMM's transposed column strip (conv_impl.h: 16 columns of P) */
+    return (ptrdiff_t)(n_threads < 1 ? 1 : n_threads) * (col + OC * K + OC + 16 * P);
 }
 
 #define REAL float
@@ -61,7 +74,9 @@ ptrdiff_t fc_conv2d_backward_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, pt
 #define REAL double
 #define FN(name) name##_f64
 #define GEMM fc_gemm_f64
+#define OWN_GEMM(name) name##_f64
 #include "conv_impl.h"
 #undef REAL
 #undef FN
 #undef GEMM
+#undef OWN_GEMM

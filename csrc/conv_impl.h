@@ -87,6 +87,86 @@ static void FN(epilogue)(REAL *restrict y, const REAL *restrict bias, ptrdiff_t 
     }
 }
 
+/* The three per-image GEMMs: BLAS, or in double under AVX-512 (OWN_GEMM defined; own != 0 when
+ * K = C*KH*KW <= CONV_OWN_MAX_K) wg_gemm_avx512.h's kernels, which read the weights in place.
+ * OpenBLAS's small-matrix kernels ran MNIST's 30 x 576 x 25 in double at ~45 GFLOP/s. Against
+ * BLAS (1 thread, thread CPU time, in-process A/B): forward 0.82-0.87 on MNIST's 1->30, 0.95 on
+ * 3->8, 0.90 on 28->100 (12x12), but 1.07 on 16->32 (14x14) and 1.08-1.16 on 1x1 layers, whose
+ * column matrix is x itself, read from memory (so not there); backward-data 0.90 or even; the
+ * weight gradient 0.78-0.92 from 32 output channels (its rows; with 8 or 16, broadcasts outweigh
+ * the FMAs: 1.11-1.18, so BLAS). In float they lost as often as they won (1x1 16->64 forward
+ * 1.20, 3->8 weight gradient 1.84): float stays on BLAS. */
+#if FC_X86_VARIANTS && defined(OWN_GEMM)
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
+/* y (OC, P) = weight (OC, K) @ col (K, P) */
+static void FN(own_forward)(REAL *y, const REAL *weight, const REAL *col, ptrdiff_t OC,
+                            ptrdiff_t K, ptrdiff_t P)
+{
+    OWN_GEMM(wgs_gemm)(y, P, weight, K, 1, col, P, OC, P, K, 0);
+}
+
+/* dweight (OC, K) (+)= dy (OC, P) @ col^T (P, K); bt: 16*P of scratch */
+static void FN(own_dweight)(REAL *dw, const REAL *dy, const REAL *col, ptrdiff_t OC, ptrdiff_t K,
+                            ptrdiff_t P, int acc, REAL *bt)
+{
+    OWN_GEMM(wgt_gemm)(dw, K, dy, P, col, P, OC, K, P, acc, bt);
+}
+
+/* dcol (K, P) = weight^T (K, OC) @ dy (OC, P) */
+static void FN(own_dcol)(REAL *dcol, const REAL *weight, const REAL *dy, ptrdiff_t OC,
+                         ptrdiff_t K, ptrdiff_t P)
+{
+    OWN_GEMM(wgs_gemm)(dcol, P, weight, 1, K, dy, P, K, P, OC, 0);
+}
+#pragma GCC pop_options
+#define CONV_OWN(K) (fc_simd_active() >= FC_SIMD_AVX512 && (K) <= CONV_OWN_MAX_K)
+#define CONV_OWN_DWEIGHT(OC) ((OC) >= WGT_MIN_ROWS)
+#else
+#define CONV_OWN(K) 0
+#define CONV_OWN_DWEIGHT(OC) 0
+#endif
+
+static void FN(gemm_forward)(int own, REAL *y, const REAL *weight, const REAL *col, ptrdiff_t OC,
+                             ptrdiff_t K, ptrdiff_t P)
+{
+#if FC_X86_VARIANTS && defined(OWN_GEMM)
+    if (own) {
+        FN(own_forward)(y, weight, col, OC, K, P);
+        return;
+    }
+#endif
+    (void)own;
+    GEMM(0, 0, OC, P, K, (REAL)1, weight, K, col, P, (REAL)0, y, P);
+}
+
+static void FN(gemm_dweight)(int own, REAL *dw, const REAL *dy, const REAL *col, ptrdiff_t OC,
+                             ptrdiff_t K, ptrdiff_t P, int acc, REAL *bt)
+{
+#if FC_X86_VARIANTS && defined(OWN_GEMM)
+    if (own && CONV_OWN_DWEIGHT(OC)) {
+        FN(own_dweight)(dw, dy, col, OC, K, P, acc, bt);
+        return;
+    }
+#endif
+    (void)own;
+    (void)bt;
+    GEMM(0, 1, OC, K, P, (REAL)1, dy, P, col, P, acc ? (REAL)1 : (REAL)0, dw, K);
+}
+
+static void FN(gemm_dcol)(int own, REAL *dcol, const REAL *weight, const REAL *dy, ptrdiff_t OC,
+                          ptrdiff_t K, ptrdiff_t P)
+{
+#if FC_X86_VARIANTS && defined(OWN_GEMM)
+    if (own) {
+        FN(own_dcol)(dcol, weight, dy, OC, K, P);
+        return;
+    }
+#endif
+    (void)own;
+    GEMM(1, 0, K, P, OC, (REAL)1, weight, K, dy, P, (REAL)0, dcol, P);
+}
+
 /* sum of v[0..n) in double with 8 independent partial sums: one running sum is bound by the
  * add latency (perf: 1/3 of MNIST conv's whole backward), and gcc does not vectorise a
  * float-to-double reduction by itself. A fixed order, so the bits never depend on threads. */
@@ -110,7 +190,7 @@ void FN(fc_conv2d_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *
     /* x (N, C, H, W)  weight (OC, K = C*KH*KW)  col (K, P = OH*OW) per thread  y (N, OC, P) */
     const ptrdiff_t OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
     const ptrdiff_t K = C * KH * KW, P = OH * OW;
-    const int direct = is_pointwise(KH, KW, SH, SW, PH, PW);
+    const int direct = is_pointwise(KH, KW, SH, SW, PH, PW), own = CONV_OWN(K);
     if (N <= 0) return;
     int nt = fc_clamp_threads(n_threads, N);
     int blas_prev = fc_blas_threads_begin(nt);
@@ -123,7 +203,7 @@ void FN(fc_conv2d_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *
             const REAL *xn = x + n * C * H * W;
             REAL *yn = y + n * OC * P;
             if (!direct) FN(im2col)(col, xn, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
-            GEMM(0, 0, OC, P, K, (REAL)1, weight, K, direct ? xn : col, P, (REAL)0, yn, P);
+            FN(gemm_forward)(own && !direct, yn, weight, direct ? xn : col, OC, K, P);
             FN(epilogue)(yn, bias, OC, P, relu);
         }
     }
@@ -136,12 +216,13 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
                             ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
 {
     /* dy (N, OC, P)  x (N, C, H, W)  weight (OC, K)  dweight (OC, K)  dbias (OC)  dx like x.
-     * Per thread: col/dcol (K, P) unless pointwise, then partial dweight (OC, K), dbias (OC). */
+     * Per thread: col/dcol (K, P) unless pointwise, then partial dweight (OC, K), dbias (OC),
+     * the own weight-gradient GEMM's scratch (16*P). */
     const ptrdiff_t OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
     const ptrdiff_t K = C * KH * KW, P = OH * OW;
-    const int direct = is_pointwise(KH, KW, SH, SW, PH, PW);
+    const int direct = is_pointwise(KH, KW, SH, SW, PH, PW), own = CONV_OWN(K);
     const ptrdiff_t col_size = direct ? 0 : K * P;
-    const ptrdiff_t per_thread = col_size + OC * K + OC;
+    const ptrdiff_t per_thread = col_size + OC * K + OC + 16 * P;
     int nt = fc_clamp_threads(n_threads, N);
     int used = 1;
     if (N <= 0) {
@@ -157,7 +238,7 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
         ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
         REAL *col = workspace + (ptrdiff_t)tid * per_thread;
         REAL *dw_part = col + col_size;
-        REAL *db_part = dw_part + OC * K;
+        REAL *db_part = dw_part + OC * K, *bt = db_part + OC;
         for (ptrdiff_t oc = 0; oc < OC; ++oc) db_part[oc] = 0;
         for (ptrdiff_t n = n0; n < n1; ++n) {
             const REAL *xn = x + n * C * H * W;
@@ -169,8 +250,7 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
                     cn = col;
                 }
                 /* dweight_part (OC, K) (+)= dy_n (OC, P) @ col^T (P, K) */
-                GEMM(0, 1, OC, K, P, (REAL)1, dyn, P, cn, P, n == n0 ? (REAL)0 : (REAL)1,
-                     dw_part, K);
+                FN(gemm_dweight)(own, dw_part, dyn, cn, OC, K, P, n != n0, bt);
             }
             if (dbias) {
                 for (ptrdiff_t oc = 0; oc < OC; ++oc)
@@ -180,9 +260,9 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
                 /* dcol (K, P) = weight^T (K, OC) @ dy_n (OC, P); pointwise: dcol is dx_n. */
                 REAL *dxn = dx + n * C * H * W;
                 if (direct) {
-                    GEMM(1, 0, K, P, OC, (REAL)1, weight, K, dyn, P, (REAL)0, dxn, P);
+                    FN(gemm_dcol)(own, dxn, weight, dyn, OC, K, P);
                 } else {
-                    GEMM(1, 0, K, P, OC, (REAL)1, weight, K, dyn, P, (REAL)0, col, P);
+                    FN(gemm_dcol)(own, col, weight, dyn, OC, K, P);
                     FN(col2im)(dxn, col, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
                 }
             }
@@ -208,3 +288,6 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
     }
     fc_blas_threads_end(blas_prev);
 }
+
+#undef CONV_OWN
+#undef CONV_OWN_DWEIGHT

@@ -11,9 +11,10 @@
  * and dg = G^T [(A dy A^T) .* V] G summed over tiles; only for a batch smaller than the thread
  * count (on a layer whose threads split tiles, not channels: wg6_split_channels) is
  * backward-data this forward run on dy with the flipped, transposed kernel (a stride-1
- * convolution's adjoint is one). In AVX-512 float the 36 GEMMs with the transformed filters run
- * on wg_gemm_avx512.h's kernel, so do the weight-gradient ones up to 64 input channels, and on
- * maps at most 16 wide the transforms take 16-tile groups across tile rows (the narrow ones). */
+ * convolution's adjoint is one). In AVX-512 the 36 GEMMs with the transformed filters run on
+ * wg_gemm_avx512.h's kernel, so do the weight-gradient ones up to 64 input channels; in AVX-512
+ * float on maps at most 16 wide the transforms take 16-tile groups across tile rows (the narrow
+ * ones). */
 #include "wg_segments.h"
 
 #ifndef WG6_BT
@@ -50,11 +51,17 @@
 #define WG_MM (WG_M * WG_M)
 
 /* C (rows, n), rows ldc apart, = A (rows, K) B (K, n), rows ldb apart, for A a plane of the
- * filter transform: in AVX-512 float the packed-panel GEMM of wg_gemm_avx512.h (A packed in
- * panels of WGP_R rows), elsewhere BLAS on plain row-major A. */
-#if defined(FC_ISA_AVX512) && defined(WG_F32)
+ * filter transform: in AVX-512 the packed-panel GEMM of wg_gemm_avx512.h (A packed in panels of
+ * WGP_R rows), elsewhere BLAS on plain row-major A. WG_GEMM(name): its float or double copy. */
+#if defined(FC_ISA_AVX512)
+#ifdef WG_F32
+#define WG_GEMM(name) name##_f32
+#else
+#define WG_GEMM(name) name##_f64
+#endif
 #define WG6_PACK WGP_R
-#define WG6_PLANE_GEMM(c, ldc, a, b, ldb, rows, K, n) wgp_gemm(c, ldc, a, b, ldb, rows, K, n)
+#define WG6_PLANE_GEMM(c, ldc, a, b, ldb, rows, K, n)                                         \
+    WG_GEMM(wgp_gemm)(c, ldc, a, b, ldb, rows, K, n)
 #else
 #define WG6_PACK 1
 #define WG6_PLANE_GEMM(c, ldc, a, b, ldb, rows, K, n)                                         \
@@ -997,7 +1004,7 @@ static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL 
 /* One block's GEMMs of the backward, on rows of the planes: dU rows [g0, g1) (+)= dY^ V^T (beta 0:
  * overwritten) when dU is not NULL, and dV rows [c0, c1) (c0 a multiple of WG6_PACK) = Ut dY^ when
  * dV is not NULL. V, dY^, dV: 36 planes PV, PM, PV apart. dV may be V: its plane xi is
- * consumed first. bt: scratch of 32*nb (AVX-512 float: wgt_gemm's transposed V). */
+ * consumed first. bt: scratch of 32*nb (AVX-512: wgt_gemm's transposed V). */
 static void FN(wg6_backward_gemms)(REAL *dU, REAL *dV, const REAL *Ut, const REAL *V,
                                    const REAL *dYh, REAL beta, ptrdiff_t nb, ptrdiff_t Tb,
                                    ptrdiff_t PV, ptrdiff_t PM, ptrdiff_t C, ptrdiff_t OC,
@@ -1008,13 +1015,13 @@ static void FN(wg6_backward_gemms)(REAL *dU, REAL *dV, const REAL *Ut, const REA
     for (int xi = 0; xi < 36; ++xi) {
         /* dU (OC, C) += dY^ (OC, nb) @ V^T (nb, C) */
         if (dU && g1 > g0) {
-#if defined(FC_ISA_AVX512) && defined(WG_F32)
+#if defined(FC_ISA_AVX512)
             /* up to 64 input channels: wgt_gemm reads dY^ once per 32 of them (OpenBLAS, which
              * blocks for the wide layers' large dU, ran their backward 6-18% faster); from 32
              * rows of dU: its transposition of V pays over them (16->16 on 28x28: 7% slower) */
             if (C <= WGT_MAX_N && g1 - g0 >= WGT_MIN_ROWS)
-                wgt_gemm(dU + xi * OC * C + g0 * C, C, dYh + xi * PM + g0 * Tb, Tb, V + xi * PV,
-                         Tb, g1 - g0, C, nb, beta != 0, bt);
+                WG_GEMM(wgt_gemm)(dU + xi * OC * C + g0 * C, C, dYh + xi * PM + g0 * Tb, Tb,
+                                  V + xi * PV, Tb, g1 - g0, C, nb, beta != 0, bt);
             else
 #endif
                 GEMM(0, 1, g1 - g0, C, nb, (REAL)1, dYh + xi * PM + g0 * Tb, Tb, V + xi * PV,
@@ -1191,5 +1198,6 @@ static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspa
 }
 
 #undef WG_MM
+#undef WG_GEMM
 #undef WG6_PACK
 #undef WG6_PLANE_GEMM

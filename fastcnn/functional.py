@@ -317,7 +317,7 @@ def _conv_checks(fn, x, weight, stride, padding, algorithm="auto"):
     algorithm = _conv_algorithm(fn, algorithm, N, C, OC, OH, OW, (KH, KW), stride, padding)
     nt = get_num_threads()
     _check_size(fn, "the output", N * OC * P, x.itemsize)
-    _check_size(fn, "the im2col workspace", nt * (K * P + OC * K + OC), x.itemsize)
+    _check_size(fn, "the im2col workspace", nt * (K * P + OC * K + OC + 16 * P), x.itemsize)
     used = {algorithm}
     if algorithm == "direct":   # below 3 input channels its backward leaves dx to another
         used.add(_conv_algorithm(fn, "auto", N, C, OC, OH, OW, (KH, KW), stride, padding,

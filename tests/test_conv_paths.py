@@ -210,18 +210,30 @@ def test_winograd6_every_panel_height(dtype, threads, rng):
             assert_close(g, want, dtype)
 
 
+def _on_blas(fn):
+    """fn() with the dispatched kernels capped below AVX-512, where im2col runs every GEMM on
+    BLAS (under AVX-512 its double GEMMs and the Winograd ones are fastcnn's own): a reference
+    independent of those kernels."""
+    previous = fastcnn.set_simd("portable")
+    try:
+        return fn()
+    finally:
+        fastcnn.set_simd(previous)
+
+
 @pytest.mark.parametrize("channels", [1, 15, 16, 17, 31, 32, 33, 40, 64, 65])
 def test_winograd6_weight_gradient_widths(dtype, channels, rng):
-    """The AVX-512 float weight-gradient GEMM of the 6x6-tile kernels (dU = dY^ V^T, up to 64
-    input channels and from 32 output channels; OpenBLAS otherwise) transposes V 32 channels at
-    a time in 16 x 16 blocks:
+    """The AVX-512 weight-gradient GEMM of the 6x6-tile kernels (dU = dY^ V^T, up to 64 input
+    channels and from 32 output channels; OpenBLAS otherwise) transposes V 32 (double: 16)
+    channels at a time in 16 x 16 (8 x 8) blocks:
     every kind of last block of channels, 72 tiles (more than one block of them, the last
     partial: the products added to the previous blocks'), 50 output channels (full panels and a
-    partial one), with and without dx; against im2col (itself checked against the oracle)."""
+    partial one), with and without dx; against im2col on BLAS (itself checked against the
+    oracle)."""
     x, w, b, padding = _inputs(rng, ((8, channels, 9, 9), 50, 1), dtype)
     dy = randn(rng, F.conv2d(x, w, b, padding=padding).shape, dtype)
-    want = [a.astype(np.float64) for a in
-            F.conv2d_backward(dy, x, w, padding=padding, algorithm="im2col")]
+    want = [a.astype(np.float64) for a in _on_blas(
+        lambda: F.conv2d_backward(dy, x, w, padding=padding, algorithm="im2col"))]
     for threads in (1, 2):
         with num_threads(threads):
             got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd4")
@@ -239,9 +251,60 @@ def test_winograd6_weight_gradient_panel_heights(dtype, rng):
         x, w, b, padding = _inputs(rng, ((2, 20, 9, 9), oc, 1), dtype)
         dy = randn(rng, F.conv2d(x, w, b, padding=padding).shape, dtype)
         got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd4")
-        want = F.conv2d_backward(dy, x, w, padding=padding, algorithm="im2col")
+        want = _on_blas(lambda: F.conv2d_backward(dy, x, w, padding=padding, algorithm="im2col"))
         for g, ref in zip(got, want):
             assert_close(g, ref.astype(np.float64), dtype)
+
+
+# im2col shapes for its own double GEMMs under AVX-512: (x shape, w shape, stride, padding)
+OWN_GEMM_CASES = [
+    ((3, 1, 28, 28), (30, 1, 5, 5), 1, 0),    # MNIST's first layer: K = 25, 36 full strips
+    ((3, 2, 9, 7), (1, 2, 3, 3), 1, 1),       # one output channel: a one-row panel, 63 columns
+    ((2, 3, 10, 10), (13, 3, 3, 3), 1, 0),    # panels of 6 and 7 rows
+    ((4, 5, 6, 6), (37, 5, 3, 3), 1, 1),      # dweight on the own GEMM: panels 12, 12, 12, 1;
+                                              # 45 columns (16, 16, 13), 4 images added up
+    ((2, 28, 5, 5), (40, 28, 3, 3), 1, 1),    # K = 252: the widest on the own GEMMs
+    ((2, 29, 5, 5), (40, 29, 3, 3), 1, 1),    # K = 261: BLAS again
+    ((3, 16, 7, 7), (33, 16, 1, 1), 1, 0),    # 1x1: forward on BLAS, dx straight into dx
+    ((2, 1, 5, 5), (40, 1, 1, 1), 1, 0),      # 1x1 on one channel: dx is a one-row panel
+    ((2, 3, 11, 11), (32, 3, 3, 3), 2, 1),    # strided
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", OWN_GEMM_CASES,
+                         ids=[f"x{c[0]}-w{c[1]}-s{c[2]}".replace(" ", "") for c in OWN_GEMM_CASES])
+def test_im2col_own_gemms(case, threads, rng):
+    """im2col in double runs its three per-image GEMMs on fastcnn's own AVX-512 kernels (forward
+    and dx up to K = C*KH*KW = 256, dweight from 32 output channels): against the same kernel on
+    BLAS, every output, 1 and 2 threads (each thread's dweight partial summed over its images)."""
+    xs, ws, stride, padding = case
+    x, w, b = randn(rng, xs, np.float64), randn(rng, ws, np.float64), randn(rng, ws[0], np.float64)
+    kw = dict(stride=stride, padding=padding, algorithm="im2col")
+    with num_threads(threads):
+        y = F.conv2d(x, w, b, relu=True, **kw)
+        dy = randn(rng, y.shape, np.float64)
+        got = F.conv2d_backward(dy, x, w, **kw)
+        want_y = _on_blas(lambda: F.conv2d(x, w, b, relu=True, **kw))
+        want = _on_blas(lambda: F.conv2d_backward(dy, x, w, **kw))
+    assert_close(y, want_y, np.float64)
+    for g, ref in zip(got, want):
+        assert_close(g, ref, np.float64)
+
+
+def test_im2col_own_gemm_panel_heights(rng):
+    """The own GEMMs share a matrix's rows evenly between panels of at most 12: every row count
+    from 1 to 26, as output channels (forward) and as K (dx: a 1 x K/2 kernel on 2 channels);
+    against the loop oracle."""
+    for rows in range(1, 27):
+        x, w = randn(rng, (2, 2, 6, 5), np.float64), randn(rng, (rows, 2, 3, 3), np.float64)
+        assert_close(F.conv2d(x, w, algorithm="im2col"), naive.conv2d(x, w, None, 1, 0),
+                     np.float64)
+    for half in range(1, 14):
+        x, w = randn(rng, (2, 2, 3, 17), np.float64), randn(rng, (5, 2, 1, half), np.float64)
+        dy = randn(rng, F.conv2d(x, w, algorithm="im2col").shape, np.float64)
+        dx, _, _ = F.conv2d_backward(dy, x, w, algorithm="im2col")
+        assert_close(dx, naive.conv2d_backward(dy, x, w, 1, 0)[0], np.float64)
 
 
 @pytest.mark.parametrize("algorithm", WINOGRAD)
