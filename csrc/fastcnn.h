@@ -194,6 +194,23 @@ void fc_relu_backward_f32(float *dx, const float *dy, const float *y, ptrdiff_t 
 void fc_relu_backward_f64(double *dx, const double *dy, const double *y, ptrdiff_t n,
                           int n_threads);
 
+/* ---- space-to-depth (s2d.c) --------------------------------------------------------------
+ * xs (N, C*SH*SW, H2, W2) = the SH*SW phases of x (N, C, H, W) shifted by the padding (PH, PW):
+ * xs[n][(c*SH + a)*SW + b][i][j] = x[n][c][i*SH + a - PH][j*SW + b - PW], 0 outside x; and its
+ * adjoint, dx (N, C, H, W) from dxs shaped like xs (0 for cells past the phases' frame). */
+void fc_s2d_gather_f32(float *xs, const float *x, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                       ptrdiff_t W, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                       ptrdiff_t H2, ptrdiff_t W2, int n_threads);
+void fc_s2d_gather_f64(double *xs, const double *x, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                       ptrdiff_t W, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                       ptrdiff_t H2, ptrdiff_t W2, int n_threads);
+void fc_s2d_scatter_f32(float *dx, const float *dxs, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                        ptrdiff_t W, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                        ptrdiff_t H2, ptrdiff_t W2, int n_threads);
+void fc_s2d_scatter_f64(double *dx, const double *dxs, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                        ptrdiff_t W, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                        ptrdiff_t H2, ptrdiff_t W2, int n_threads);
+
 /* ---- local response normalisation (lrn.c) -----------------------------------------------
  * Across channels on x (N, C, HW): S = k + alpha * sum of x[j]^2 over j in [c - size/2,
  * c + (size-1)/2] within [0, C), y = x * S^-beta; scale receives S for the backward.

@@ -24,8 +24,9 @@
 #include <stddef.h>
 
 #define WGP_R 12   /* rows per panel: 24 accumulators + 2 rows of B of the 32 vector registers */
-#define WGT_MAX_N 64     /* wgt_gemm's widest C and fewest rows: outside them, OpenBLAS */
-#define WGT_MIN_ROWS 32  /* (see winograd6_impl.h) */
+#define WGT_MIN_N 16     /* wgt_gemm's narrowest and widest C and fewest rows: outside them, */
+#define WGT_MAX_N 64     /* OpenBLAS (see winograd6_impl.h) */
+#define WGT_MIN_ROWS 32
 
 /* The first min(max(w, 0), 16) (8) lanes. */
 static inline __mmask16 wgp_mask_f32(ptrdiff_t w)

@@ -12,9 +12,9 @@
  * count (on a layer whose threads split tiles, not channels: wg6_split_channels) is
  * backward-data this forward run on dy with the flipped, transposed kernel (a stride-1
  * convolution's adjoint is one). In AVX-512 the 36 GEMMs with the transformed filters run on
- * wg_gemm_avx512.h's kernel, so do the weight-gradient ones up to 64 input channels; in AVX-512
- * float on maps at most 16 wide the transforms take 16-tile groups across tile rows (the narrow
- * ones). */
+ * wg_gemm_avx512.h's kernel, so do the weight-gradient ones on 16 to 64 input channels; in
+ * AVX-512 float on maps at most 16 wide the transforms take 16-tile groups across tile rows
+ * (the narrow ones). */
 #include "wg_segments.h"
 
 #ifndef WG6_BT
@@ -1016,10 +1016,13 @@ static void FN(wg6_backward_gemms)(REAL *dU, REAL *dV, const REAL *Ut, const REA
         /* dU (OC, C) += dY^ (OC, nb) @ V^T (nb, C) */
         if (dU && g1 > g0) {
 #if defined(FC_ISA_AVX512)
-            /* up to 64 input channels: wgt_gemm reads dY^ once per 32 of them (OpenBLAS, which
-             * blocks for the wide layers' large dU, ran their backward 6-18% faster); from 32
-             * rows of dU: its transposition of V pays over them (16->16 on 28x28: 7% slower) */
-            if (C <= WGT_MAX_N && g1 - g0 >= WGT_MIN_ROWS)
+            /* 16 to 64 input channels: wgt_gemm reads dY^ once per 32 (double: 16) of them
+             * (OpenBLAS, which blocks for the wide layers' large dU, ran their backward 6-18%
+             * faster; below 16 its vectors are mostly empty: the weight gradient of 3->64 on
+             * 32x32 took 1.43x OpenBLAS's time in float, 1.22x in double, 8->64 1.37x in
+             * float); from 32 rows of dU: its transposition of V pays over them (16->16 on
+             * 28x28: 7% slower) */
+            if (C >= WGT_MIN_N && C <= WGT_MAX_N && g1 - g0 >= WGT_MIN_ROWS)
                 WG_GEMM(wgt_gemm)(dU + xi * OC * C + g0 * C, C, dYh + xi * PM + g0 * Tb, Tb,
                                   V + xi * PV, Tb, g1 - g0, C, nb, beta != 0, bt);
             else

@@ -135,6 +135,19 @@ cdef extern from "fastcnn.h" nogil:
     void fc_relu_backward_f64(double *dx, const double *dy, const double *y, ptrdiff_t n,
                               int n_threads)
 
+    void fc_s2d_gather_f32(float *xs, const float *x, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                           ptrdiff_t W, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                           ptrdiff_t H2, ptrdiff_t W2, int n_threads)
+    void fc_s2d_gather_f64(double *xs, const double *x, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                           ptrdiff_t W, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                           ptrdiff_t H2, ptrdiff_t W2, int n_threads)
+    void fc_s2d_scatter_f32(float *dx, const float *dxs, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
+                            ptrdiff_t W, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                            ptrdiff_t H2, ptrdiff_t W2, int n_threads)
+    void fc_s2d_scatter_f64(double *dx, const double *dxs, ptrdiff_t N, ptrdiff_t C,
+                            ptrdiff_t H, ptrdiff_t W, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                            ptrdiff_t PW, ptrdiff_t H2, ptrdiff_t W2, int n_threads)
+
     void fc_lrn_forward_f32(float *y, float *scale, const float *x, ptrdiff_t N, ptrdiff_t C,
                             ptrdiff_t HW, ptrdiff_t size, double alpha, double beta, double k,
                             int n_threads)

@@ -259,6 +259,32 @@ def relu_backward(floating[::1] dx, const floating[::1] dy, const floating[::1] 
             fc_relu_backward_f64(_ptr(dx), _cptr(dy), _cptr(y), y.shape[0], n_threads)
 
 
+def s2d_gather(floating[::1] xs, const floating[::1] x,                       # xs: OUT
+               Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t SH,
+               Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t H2, Py_ssize_t W2,
+               int n_threads):
+    """xs (N, C*SH*SW, H2, W2) = the SH*SW phases of x (N, C, H, W) padded by (PH, PW)."""
+    with nogil:
+        if floating is float:
+            fc_s2d_gather_f32(_ptr(xs), _cptr(x), N, C, H, W, SH, SW, PH, PW, H2, W2, n_threads)
+        else:
+            fc_s2d_gather_f64(_ptr(xs), _cptr(x), N, C, H, W, SH, SW, PH, PW, H2, W2, n_threads)
+
+
+def s2d_scatter(floating[::1] dx, const floating[::1] dxs,                    # dx: OUT
+                Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t SH,
+                Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t H2, Py_ssize_t W2,
+                int n_threads):
+    """dx (N, C, H, W) from the phases' gradient dxs: s2d_gather's adjoint."""
+    with nogil:
+        if floating is float:
+            fc_s2d_scatter_f32(_ptr(dx), _cptr(dxs), N, C, H, W, SH, SW, PH, PW, H2, W2,
+                               n_threads)
+        else:
+            fc_s2d_scatter_f64(_ptr(dx), _cptr(dxs), N, C, H, W, SH, SW, PH, PW, H2, W2,
+                               n_threads)
+
+
 def lrn_forward(floating[::1] y, floating[::1] scale,                          # OUT
                 const floating[::1] x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t HW,
                 Py_ssize_t size, double alpha, double beta, double k, int n_threads):

@@ -198,14 +198,18 @@ def _check_grad_shape(fn, dy, expected, what="the forward output"):
 _scratch = threading.local()
 
 
-def _workspace(n_elements, dtype):
+def _workspace(n_elements, dtype, slot="kernel"):
+    """n_elements of the thread's scratch buffer `slot` of dtype: "kernel" for the C kernels'
+    workspaces; "s2d x" and "s2d dx" for the phases of a strided layer and their gradient, which
+    live across the inner convolution's call (and its kernel workspace)."""
     cache = getattr(_scratch, "buffers", None)
     if cache is None:
         cache = _scratch.buffers = {}
-    buf = cache.get(dtype)
+    key = (slot, np.dtype(dtype))
+    buf = cache.get(key)
     if buf is None or buf.size < n_elements:
         buf = np.empty(max(n_elements, 1), dtype=dtype)
-        cache[dtype] = buf
+        cache[key] = buf
     return buf[:n_elements]
 
 
@@ -353,19 +357,14 @@ def _s2d_frame(x_shape, w_shape, stride, out_hw):
     return OH + K2[0] - 1, OW + K2[1] - 1, K2
 
 
-def _s2d_window(n, pad, frame):
-    """The frame cells [lo, hi) that hold input cells (input cell = frame cell - pad)."""
-    return max(0, pad), min(frame, n + pad)
-
-
 def _s2d_input(x, stride, padding, H2, W2):
+    """The SH*SW phases of x (padded): (N, C*SH*SW, H2, W2), channel (c*SH + a)*SW + b holding
+    xpad[c][a::SH][b::SW], in the thread's "s2d x" scratch (C: s2d.c)."""
     N, C, H, W = x.shape
     (SH, SW), (PH, PW) = stride, padding
-    frame = np.zeros((N, C, H2 * SH, W2 * SW), x.dtype)
-    (r0, r1), (c0, c1) = _s2d_window(H, PH, H2 * SH), _s2d_window(W, PW, W2 * SW)
-    frame[:, :, r0:r1, c0:c1] = x[:, :, r0 - PH:r1 - PH, c0 - PW:c1 - PW]
-    return (frame.reshape(N, C, H2, SH, W2, SW).transpose(0, 1, 3, 5, 2, 4)
-            .reshape(N, C * SH * SW, H2, W2))
+    xs = _workspace(N * C * SH * SW * H2 * W2, x.dtype, "s2d x")
+    _kernels.s2d_gather(xs, _flat(x), N, C, H, W, SH, SW, PH, PW, H2, W2, get_num_threads())
+    return xs.reshape(N, C * SH * SW, H2, W2)
 
 
 def _s2d_weight(w, stride, K2):
@@ -485,16 +484,13 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dbias
     if algorithm == "s2d":
         H2, W2, K2 = _s2d_frame(x.shape, weight.shape, stride, (OH, OW))
         xs = _s2d_input(x, stride, padding, H2, W2)
+        dxs = _workspace(xs.size, x.dtype, "s2d dx").reshape(xs.shape) if need_dx else None
         dxs, dws, dbias = conv2d_backward(dy, xs, _s2d_weight(weight, stride, K2),
-                                          need_dx=need_dx, need_dbias=need_dbias)
+                                          need_dx=need_dx, need_dbias=need_dbias, out=dxs)
         dweight = np.ascontiguousarray(_s2d_unfold(dws, stride)[:, :, :KH, :KW])
         if dx is not None:
-            frame = _s2d_unfold(dxs, stride)
-            dx[...] = 0
-            (r0, r1), (c0, c1) = _s2d_window(H, padding[0], H2 * stride[0]), \
-                _s2d_window(W, padding[1], W2 * stride[1])
-            dx[:, :, r0 - padding[0]:r1 - padding[0], c0 - padding[1]:c1 - padding[1]] = \
-                frame[:, :, r0:r1, c0:c1]
+            _kernels.s2d_scatter(_flat(dx), _flat(dxs), N, C, H, W, *stride, *padding, H2, W2,
+                                 get_num_threads())
         return dx, dweight, dbias
     nt = get_num_threads()
     dweight = np.empty(weight.shape, dtype=x.dtype)

@@ -223,7 +223,7 @@ def _on_blas(fn):
 
 @pytest.mark.parametrize("channels", [1, 15, 16, 17, 31, 32, 33, 40, 64, 65])
 def test_winograd6_weight_gradient_widths(dtype, channels, rng):
-    """The AVX-512 weight-gradient GEMM of the 6x6-tile kernels (dU = dY^ V^T, up to 64 input
+    """The AVX-512 weight-gradient GEMM of the 6x6-tile kernels (dU = dY^ V^T, 16 to 64 input
     channels and from 32 output channels; OpenBLAS otherwise) transposes V 32 (double: 16)
     channels at a time in 16 x 16 (8 x 8) blocks:
     every kind of last block of channels, 72 tiles (more than one block of them, the last
@@ -589,6 +589,7 @@ S2D_CASES = [
     ((2, 3, 15, 16), (4, 3, 7, 7), 3, 3),        # stride 3
     ((1, 2, 8, 8), (3, 2, 2, 2), 2, 0),          # kernel = stride: a 1x1 inner kernel
     ((2, 2, 13, 10), (3, 2, 3, 5), (2, 3), (1, 0)),   # per-axis stride, kernel and padding
+    ((2, 2, 9, 9), (3, 2, 2, 2), 2, 0),          # the last row and column past the phases
 ]
 S2D_IDS = [f"x{c[0]}-w{c[1]}-s{c[2]}-p{c[3]}".replace(" ", "") for c in S2D_CASES]
 
