@@ -99,11 +99,12 @@ static void FN(epilogue)(REAL *restrict y, const REAL *restrict bias, ptrdiff_t 
 #if FC_X86_VARIANTS && defined(OWN_GEMM)
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
-/* y (OC, P) = weight (OC, K) @ col (K, P) */
-static void FN(own_forward)(REAL *y, const REAL *weight, const REAL *col, ptrdiff_t OC,
-                            ptrdiff_t K, ptrdiff_t P)
+/* c (M, P) = op(weight) (M, I) @ b (I, P), weight (OC, K) read in place: op = none (forward:
+ * M = OC, I = K) or transposed (dcol: M = K, I = OC) */
+static void FN(own_weight_gemm)(REAL *c, const REAL *weight, int trans, const REAL *b,
+                                ptrdiff_t M, ptrdiff_t I, ptrdiff_t K, ptrdiff_t P)
 {
-    OWN_GEMM(wgs_gemm)(y, P, weight, K, 1, col, P, OC, P, K, 0);
+    OWN_GEMM(wgs_gemm)(c, P, weight, trans ? 1 : K, trans ? K : 1, b, P, M, P, I, 0);
 }
 
 /* dweight (OC, K) (+)= dy (OC, P) @ col^T (P, K); bt: 16*P of scratch */
@@ -111,13 +112,6 @@ static void FN(own_dweight)(REAL *dw, const REAL *dy, const REAL *col, ptrdiff_t
                             ptrdiff_t P, int acc, REAL *bt)
 {
     OWN_GEMM(wgt_gemm)(dw, K, dy, P, col, P, OC, K, P, acc, bt);
-}
-
-/* dcol (K, P) = weight^T (K, OC) @ dy (OC, P) */
-static void FN(own_dcol)(REAL *dcol, const REAL *weight, const REAL *dy, ptrdiff_t OC,
-                         ptrdiff_t K, ptrdiff_t P)
-{
-    OWN_GEMM(wgs_gemm)(dcol, P, weight, 1, K, dy, P, K, P, OC, 0);
 }
 #pragma GCC pop_options
 #define CONV_OWN(K) (fc_simd_active() >= FC_SIMD_AVX512 && (K) <= CONV_OWN_MAX_K)
@@ -127,19 +121,22 @@ static void FN(own_dcol)(REAL *dcol, const REAL *weight, const REAL *dy, ptrdiff
 #define CONV_OWN_DWEIGHT(OC) 0
 #endif
 
-static void FN(gemm_forward)(int own, REAL *y, const REAL *weight, const REAL *col, ptrdiff_t OC,
-                             ptrdiff_t K, ptrdiff_t P)
+/* c (M, P) = op(weight) (M, I) @ b (I, P) for weight (OC, K): the forward's y = weight @ col
+ * (trans 0, M = OC, I = K) and backward-data's dcol = weight^T @ dy (trans 1, M = K, I = OC) */
+static void FN(weight_gemm)(int own, REAL *c, const REAL *weight, int trans, const REAL *b,
+                            ptrdiff_t M, ptrdiff_t I, ptrdiff_t K, ptrdiff_t P)
 {
 #if FC_X86_VARIANTS && defined(OWN_GEMM)
     if (own) {
-        FN(own_forward)(y, weight, col, OC, K, P);
+        FN(own_weight_gemm)(c, weight, trans, b, M, I, K, P);
         return;
     }
 #endif
     (void)own;
-    GEMM(0, 0, OC, P, K, (REAL)1, weight, K, col, P, (REAL)0, y, P);
+    GEMM(trans, 0, M, P, I, (REAL)1, weight, K, b, P, (REAL)0, c, P);
 }
 
+/* dweight (OC, K) (+)= dy (OC, P) @ col^T (P, K) (acc: added) */
 static void FN(gemm_dweight)(int own, REAL *dw, const REAL *dy, const REAL *col, ptrdiff_t OC,
                              ptrdiff_t K, ptrdiff_t P, int acc, REAL *bt)
 {
@@ -152,19 +149,6 @@ static void FN(gemm_dweight)(int own, REAL *dw, const REAL *dy, const REAL *col,
     (void)own;
     (void)bt;
     GEMM(0, 1, OC, K, P, (REAL)1, dy, P, col, P, acc ? (REAL)1 : (REAL)0, dw, K);
-}
-
-static void FN(gemm_dcol)(int own, REAL *dcol, const REAL *weight, const REAL *dy, ptrdiff_t OC,
-                          ptrdiff_t K, ptrdiff_t P)
-{
-#if FC_X86_VARIANTS && defined(OWN_GEMM)
-    if (own) {
-        FN(own_dcol)(dcol, weight, dy, OC, K, P);
-        return;
-    }
-#endif
-    (void)own;
-    GEMM(1, 0, K, P, OC, (REAL)1, weight, K, dy, P, (REAL)0, dcol, P);
 }
 
 /* sum of v[0..n) in double with 8 independent partial sums: one running sum is bound by the
@@ -203,7 +187,7 @@ void FN(fc_conv2d_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *
             const REAL *xn = x + n * C * H * W;
             REAL *yn = y + n * OC * P;
             if (!direct) FN(im2col)(col, xn, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
-            FN(gemm_forward)(own && !direct, yn, weight, direct ? xn : col, OC, K, P);
+            FN(weight_gemm)(own && !direct, yn, weight, 0, direct ? xn : col, OC, K, K, P);
             FN(epilogue)(yn, bias, OC, P, relu);
         }
     }
@@ -259,12 +243,8 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
             if (dx) {
                 /* dcol (K, P) = weight^T (K, OC) @ dy_n (OC, P); pointwise: dcol is dx_n. */
                 REAL *dxn = dx + n * C * H * W;
-                if (direct) {
-                    FN(gemm_dcol)(own, dxn, weight, dyn, OC, K, P);
-                } else {
-                    FN(gemm_dcol)(own, col, weight, dyn, OC, K, P);
-                    FN(col2im)(dxn, col, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
-                }
+                FN(weight_gemm)(own, direct ? dxn : col, weight, 1, dyn, K, OC, K, P);
+                if (!direct) FN(col2im)(dxn, col, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
             }
         }
         if (n1 == n0) {  /* a thread without images still owns a (zero) partial */

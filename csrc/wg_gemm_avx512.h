@@ -116,19 +116,6 @@ static inline void wgt_transpose_f64(double *restrict dst, ptrdiff_t ldd,
 #define WGG_TRANSPOSE wgt_transpose_f32
 #define WGG(name) name##_f32
 #include "wg_gemm_avx512_impl.h"
-#undef WGG_REAL
-#undef WGG_V
-#undef WGG_L
-#undef WGG_MASK
-#undef WGG_LOAD
-#undef WGG_STORE
-#undef WGG_STOREU
-#undef WGG_SET1
-#undef WGG_FMA
-#undef WGG_ADD
-#undef WGG_ZERO
-#undef WGG_TRANSPOSE
-#undef WGG
 
 #define WGG_REAL double
 #define WGG_V __m512d
@@ -144,18 +131,5 @@ static inline void wgt_transpose_f64(double *restrict dst, ptrdiff_t ldd,
 #define WGG_TRANSPOSE wgt_transpose_f64
 #define WGG(name) name##_f64
 #include "wg_gemm_avx512_impl.h"
-#undef WGG_REAL
-#undef WGG_V
-#undef WGG_L
-#undef WGG_MASK
-#undef WGG_LOAD
-#undef WGG_STORE
-#undef WGG_STOREU
-#undef WGG_SET1
-#undef WGG_FMA
-#undef WGG_ADD
-#undef WGG_ZERO
-#undef WGG_TRANSPOSE
-#undef WGG
 
 #endif /* FASTCNN_WG_GEMM_AVX512_H */

@@ -1,8 +1,8 @@
 /* wg_gemm_avx512_impl.h: the type-generic body of wg_gemm_avx512.h's GEMMs, included by it once
  * per dtype with WGG_REAL, WGG_V (the vector), WGG_L (its lanes), WGG_MASK, the intrinsics
- * WGG_LOAD (masked, zeroing), WGG_STORE (masked), WGG_SET1, WGG_FMA, WGG_ADD, WGG_ZERO, the
- * transposition WGG_TRANSPOSE (an L x L block) and WGG(name) (adds _f32/_f64) defined.
- * No include guard. */
+ * WGG_LOAD (masked, zeroing), WGG_STORE (masked), WGG_STOREU, WGG_SET1, WGG_FMA, WGG_ADD,
+ * WGG_ZERO, the transposition WGG_TRANSPOSE (an L x L block) and WGG(name) (adds _f32/_f64)
+ * defined, which it undefines at the end. No include guard. */
 
 /* C[r][0..L*nv) (masked by m0, m1) (+)= sum_k A[r*ar + k*ak] B[k][0..L*nv) for r < rb (added
  * to C when acc); rb, nv, ar, ak and acc are constants after inlining (packed A: ar = 1, ak = rb). */
@@ -149,3 +149,17 @@ static inline void WGG(wgs_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_
         }
     }
 }
+
+#undef WGG_REAL
+#undef WGG_V
+#undef WGG_L
+#undef WGG_MASK
+#undef WGG_LOAD
+#undef WGG_STORE
+#undef WGG_STOREU
+#undef WGG_SET1
+#undef WGG_FMA
+#undef WGG_ADD
+#undef WGG_ZERO
+#undef WGG_TRANSPOSE
+#undef WGG
