@@ -1,76 +1,49 @@
 /* batchnorm_impl.h: type-generic bodies of the batch-norm kernels. NOT a translation unit and no
- * include guard on purpose: batchnorm.c includes it twice, with REAL = float / FN(name) =
- * name##_f32 and with REAL = double / FN(name) = name##_f64.
+ * include guard on purpose: batchnorm.c instantiates it for float and double once per instruction
+ * set (dtype_variants.h through simd_targets.h), with REAL and FN(name) defined.
  *
  * Layout (see fastcnn.h): x, y, dy, dx: (N, C, S); channel c of sample n is the contiguous
  * segment x + (n*C + c)*S of length S. Per-channel vectors: (C). M = N*S samples per channel.
  *
  * Two code paths:
- *  - S > 1 (4-D input): one channel at a time, `parallel for` over channels. A channel's N
- *    segments (N*S*sizeof(REAL), e.g. 512 KB for 128x32x32 float) stay in L2 between passes,
- *    so only the first pass of each kernel streams from memory.
+ *  - S > 1 (4-D input): memory order. Each pass walks the (n, c) segments in about the order
+ *    they lie in memory (`parallel for`), the statistics passes writing partial statistics per
+ *    unit (one channel over a block of samples) to a workspace of fc_batch_norm_workspace()
+ *    doubles; a short per-channel step (blocks ascending) then combines them. A pass streams the
+ *    tensor like a copy (one read of x for the statistics, one read of x and a write of y for the
+ *    affine map). Walking channel by channel instead (N segments C*S apart, each a cold start
+ *    for the hardware prefetcher, the channel kept in L2 between passes) took 1.6-1.9x the time
+ *    at one thread (fwd+bwd, (128,64,32,32) and (100,128,15,15), float and double), even with
+ *    software prefetch, and up to 1.3x at two.
  *  - S == 1 ((N, F) input): channel c is a column with stride C, hostile to the per-channel walk.
  *    Rows are swept instead, for a block of BN_CB channels at a time, accumulating into
  *    per-channel double arrays on the stack (the inner loop runs across channels and
  *    vectorises); `parallel for` over channel blocks.
- * Either way every channel's statistics are summed by one thread in one fixed order (n ascending,
- * and a fixed SIMD split inside a segment), so results are bitwise identical for any thread
+ * Either way every channel's statistics are summed in one fixed order (fixed blocks of n, n
+ * ascending, a fixed SIMD split and lane tree), so results are bitwise identical for any thread
  * count. Sums are in double; elementwise maps are in REAL, like the reference. */
 
 #ifndef REAL
-#error "batchnorm_impl.h needs REAL and FN defined (include it from batchnorm.c)"
+#error "batchnorm_impl.h needs REAL and FN defined (include it through batchnorm.c)"
 #endif
 
-/* ---- per-channel helpers (S > 1): x points at channel c of sample 0, CS = C*S --------------
- * Segments are walked in blocks of BN_L elements (lanes: see batchnorm.c), prefetching the same
- * block of the next segment; a segment's last S % BN_L elements form a scalar tail. */
+/* ---- 4-D helpers (S > 1) ---------------------------------------------------------------------
+ * The statistics passes work on units of one channel over a block of nb samples (nb segments of
+ * S elements, CS = C*S apart; see fc_bn_block_samples), the elementwise passes on one segment.
+ * Either walks its segments in blocks of BN_L elements (lanes: see batchnorm.c), a segment's last
+ * S % BN_L elements going to a scalar tail. */
 
-/* prefetch the BN_L elements at p (one 64-byte line for float, two for double) */
-#define BN_PREFETCH_BLOCK(p, rw)                                                                \
-    do {                                                                                        \
-        FC_PREFETCH((const char *)(p), rw);                                                     \
-        if (sizeof(REAL) * BN_L > 64)                                                           \
-            FC_PREFETCH((const char *)(p) + 64, rw);                                            \
-    } while (0)
-
-/* Segments under BN_PF_SMALL bytes (a 7x7 map: 196 bytes of float) are done long before a
- * prefetch of the next one arrives (segments are a page or more apart, each a cold start for the
- * hardware prefetcher; the data come from L3 or memory): they are prefetched whole, about
- * BN_PF_BYTES ahead, at the start of each segment. Training fwd+bwd, 1 thread: (100,192,7,7)
- * 0.76 of the time, (100,256,5,5) 0.81, (100,128,7,7) 0.95; 2 threads 0.95-1.03. Not on 15x15
- * (900 bytes: 1.06 slower). Returns that many segments, or 0 for larger ones (the next
- * segment, block by block, as above). */
-#define BN_PF_SMALL 512
-#define BN_PF_BYTES 2048
-static ptrdiff_t FN(bn_ahead)(ptrdiff_t S)
-{
-    const ptrdiff_t bytes = S * (ptrdiff_t)sizeof(REAL);
-    return bytes >= BN_PF_SMALL ? 0 : (BN_PF_BYTES + bytes - 1) / bytes;
-}
-
-/* prefetch segment n + ahead (S elements at p + ahead*CS, p: segment n) if there is one */
-#define BN_PREFETCH_SEGMENT(p, ahead, n, N, CS, S, rw)                                          \
-    do {                                                                                        \
-        if ((ahead) && (n) + (ahead) < (N)) {                                                   \
-            const char *q_ = (const char *)((p) + (ahead) * (CS));                              \
-            const ptrdiff_t b_ = (S) * (ptrdiff_t)sizeof(REAL);                                 \
-            for (ptrdiff_t o_ = 0; o_ < b_; o_ += 64) FC_PREFETCH(q_ + o_, rw);                 \
-            FC_PREFETCH(q_ + b_ - 1, rw);                                                       \
-        }                                                                                       \
-    } while (0)
-
-/* sum over n, s of x[n, c, s] (pass 1: streams the channel from memory) */
-static double FN(bn_sum)(const REAL *restrict x, ptrdiff_t N, ptrdiff_t CS, ptrdiff_t S)
+/* st[0] = sum of the unit, st[1] = sum of its squared deviations from its own mean (two passes
+ * over the L1/L2-resident unit, the differences in double: E[x^2] - mean^2 would cancel
+ * catastrophically). The channel's statistics follow exactly from these: bn_channel_stats. */
+static void FN(bn_unit_stats)(double *restrict st, const REAL *restrict x, ptrdiff_t nb,
+                              ptrdiff_t CS, ptrdiff_t S)
 {
     double acc[BN_L] = {0.0}, tail = 0.0;
-    const ptrdiff_t SL = S - S % BN_L, ahead = FN(bn_ahead)(S);
-    for (ptrdiff_t n = 0; n < N; ++n) {
+    const ptrdiff_t SL = S - S % BN_L;
+    for (ptrdiff_t n = 0; n < nb; ++n) {
         const REAL *restrict xs = x + n * CS;
-        const REAL *next = n + 1 < N ? xs + CS : xs;
-        BN_PREFETCH_SEGMENT(xs, ahead, n, N, CS, S, 0);
         for (ptrdiff_t s = 0; s < SL; s += BN_L) {
-            if (!ahead)
-                BN_PREFETCH_BLOCK(next + s, 0);
 #pragma omp simd
             for (int l = 0; l < BN_L; ++l)
                 acc[l] += (double)xs[s + l];
@@ -78,17 +51,11 @@ static double FN(bn_sum)(const REAL *restrict x, ptrdiff_t N, ptrdiff_t CS, ptrd
         for (ptrdiff_t s = SL; s < S; ++s)
             tail += (double)xs[s];
     }
-    return fc_bn_lanes_total(acc, tail);
-}
-
-/* sum over n, s of (x - mean)^2, the difference taken in double (pass 2: the channel is in L2,
- * no prefetch; two passes rather than E[x^2] - mean^2, which cancels catastrophically) */
-static double FN(bn_sumsq_dev)(const REAL *restrict x, double mean, ptrdiff_t N, ptrdiff_t CS,
-                               ptrdiff_t S)
-{
-    double acc[BN_L] = {0.0}, tail = 0.0;
-    const ptrdiff_t SL = S - S % BN_L;
-    for (ptrdiff_t n = 0; n < N; ++n) {
+    const double sum = fc_bn_lanes_total(acc, tail), mean = sum / (double)(nb * S);
+    tail = 0.0;
+    for (int l = 0; l < BN_L; ++l)
+        acc[l] = 0.0;
+    for (ptrdiff_t n = 0; n < nb; ++n) {
         const REAL *restrict xs = x + n * CS;
         for (ptrdiff_t s = 0; s < SL; s += BN_L) {
 #pragma omp simd
@@ -102,34 +69,42 @@ static double FN(bn_sumsq_dev)(const REAL *restrict x, double mean, ptrdiff_t N,
             tail += d * d;
         }
     }
-    return fc_bn_lanes_total(acc, tail);
+    st[0] = sum;
+    st[1] = fc_bn_lanes_total(acc, tail);
 }
 
-/* y = (x - mean) * scale + shift over one channel. pf_x: also prefetch x (eval, where x comes
- * from memory; in training it is L2-resident after the statistics passes). */
-static void FN(bn_affine)(REAL *restrict y, const REAL *restrict x, REAL mean, REAL scale,
-                          REAL shift, ptrdiff_t N, ptrdiff_t CS, ptrdiff_t S, int pf_x)
+/* Channel c's mean and sum of squared deviations from its units' statistics st (2 per unit, the
+ * nblk units of channel c at st + 2*c*nblk, blocks of NB samples): the sums add up; the
+ * deviations add up once each unit's are moved to the channel mean (the sum over units of
+ * M2_u + count_u*(mean_u - mean)^2, exact). */
+static void FN(bn_channel_stats)(double *mean_out, double *m2_out, const double *st,
+                                 ptrdiff_t nblk, ptrdiff_t NB, ptrdiff_t N, ptrdiff_t S)
 {
-    const ptrdiff_t SL = S - S % BN_L, ahead = FN(bn_ahead)(S);
-    for (ptrdiff_t n = 0; n < N; ++n) {
-        const REAL *restrict xs = x + n * CS;
-        REAL *restrict ys = y + n * CS;
-        const ptrdiff_t nx = n + 1 < N ? CS : 0;
-        BN_PREFETCH_SEGMENT(ys, ahead, n, N, CS, S, 1);
-        if (pf_x)
-            BN_PREFETCH_SEGMENT(xs, ahead, n, N, CS, S, 0);
-        for (ptrdiff_t s = 0; s < SL; s += BN_L) {
-            if (!ahead)
-                BN_PREFETCH_BLOCK(ys + nx + s, 1);
-            if (pf_x && !ahead)
-                BN_PREFETCH_BLOCK(xs + nx + s, 0);
-#pragma omp simd
-            for (int l = 0; l < BN_L; ++l)
-                ys[s + l] = (xs[s + l] - mean) * scale + shift;
-        }
-        for (ptrdiff_t s = SL; s < S; ++s)
-            ys[s] = (xs[s] - mean) * scale + shift;
+    double sum = 0.0, m2 = 0.0;
+    for (ptrdiff_t b = 0; b < nblk; ++b)
+        sum += st[2 * b];
+    const double mean = sum / (double)(N * S);
+    for (ptrdiff_t b = 0; b < nblk; ++b) {
+        const double count = (double)((N - b * NB < NB ? N - b * NB : NB) * S);
+        const double d = st[2 * b] / count - mean;
+        m2 += st[2 * b + 1] + count * d * d;
     }
+    *mean_out = mean;
+    *m2_out = m2;
+}
+
+/* y = (x - mean) * scale + shift over one segment */
+static void FN(bn_affine)(REAL *restrict y, const REAL *restrict x, REAL mean, REAL scale,
+                          REAL shift, ptrdiff_t S)
+{
+    const ptrdiff_t SL = S - S % BN_L;
+    for (ptrdiff_t s = 0; s < SL; s += BN_L) {
+#pragma omp simd
+        for (int l = 0; l < BN_L; ++l)
+            y[s + l] = (x[s + l] - mean) * scale + shift;
+    }
+    for (ptrdiff_t s = SL; s < S; ++s)
+        y[s] = (x[s] - mean) * scale + shift;
 }
 
 /* Batch statistics -> save_*, running_* (PyTorch's update, variance unbiased; running_mean only
@@ -195,13 +170,13 @@ static void FN(bn_train_rows)(REAL *restrict y, REAL *save_mean, REAL *save_invs
     }
 }
 
-void FN(fc_batch_norm_forward_train)(REAL *y, REAL *save_mean, REAL *save_invstd,
+static void FN(bn_forward_train)(REAL *y, REAL *save_mean, REAL *save_invstd,
                                      REAL *running_mean, REAL *running_var, const REAL *x,
                                      const REAL *gamma, const REAL *beta, ptrdiff_t N,
                                      ptrdiff_t C, ptrdiff_t S, double eps, double momentum,
-                                     int n_threads)
+                                     double *work, int n_threads)
 {
-    const ptrdiff_t M = N * S, CS = C * S;
+    const ptrdiff_t M = N * S;
     (void)n_threads;
     if (S == 1) {
         const ptrdiff_t nb = (C + BN_CB - 1) / BN_CB;
@@ -216,18 +191,38 @@ void FN(fc_batch_norm_forward_train)(REAL *y, REAL *save_mean, REAL *save_invstd
         }
         return;
     }
+    /* work: the units' statistics (2 each, channel-major), then each channel's scale */
+    const ptrdiff_t NB = fc_bn_block_samples(S), nblk = (N + NB - 1) / NB;
+    double *restrict st = work, *restrict scale = work + 2 * nblk * C;
 #if defined(_OPENMP)
-#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
-    if (n_threads > 1 && N * CS > 32768)
+#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) if (n_threads > 1 && N * C * S > 32768)
 #endif
-    for (ptrdiff_t c = 0; c < C; ++c) {
-        const REAL *xc = x + c * S;
-        /* pass 1 streams the channel in from memory; passes 2 and 3 find it in L2 */
-        const double mean = FN(bn_sum)(xc, N, CS, S) / (double)M;
-        const double var = FN(bn_sumsq_dev)(xc, mean, N, CS, S) / (double)M;
-        const REAL scale = FN(bn_finish_stats)(save_mean, save_invstd, running_mean, running_var,
-                                               gamma, c, mean, var, M, eps, momentum);
-        FN(bn_affine)(y + c * S, xc, save_mean[c], scale, beta[c], N, CS, S, 0);
+    {
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+        for (ptrdiff_t u = 0; u < nblk * C; ++u) {
+            const ptrdiff_t n0 = u / C * NB, c = u % C;
+            FN(bn_unit_stats)(st + 2 * (c * nblk + n0 / NB), x + (n0 * C + c) * S,
+                              N - n0 < NB ? N - n0 : NB, C * S, S);
+        }
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+        for (ptrdiff_t c = 0; c < C; ++c) {
+            double mean, m2;
+            FN(bn_channel_stats)(&mean, &m2, st + 2 * c * nblk, nblk, NB, N, S);
+            scale[c] = (double)FN(bn_finish_stats)(save_mean, save_invstd, running_mean,
+                                                   running_var, gamma, c, mean, m2 / (double)M, M,
+                                                   eps, momentum);
+        }
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+        for (ptrdiff_t i = 0; i < N * C; ++i) {
+            const ptrdiff_t c = i % C;
+            FN(bn_affine)(y + i * S, x + i * S, save_mean[c], (REAL)scale[c], beta[c], S);
+        }
     }
 }
 
@@ -239,12 +234,11 @@ static REAL FN(bn_eval_scale)(const REAL *gamma, const REAL *running_var, ptrdif
     return (REAL)((1.0 / sqrt((double)running_var[c] + eps)) * (double)gamma[c]);
 }
 
-void FN(fc_batch_norm_forward_eval)(REAL *y, const REAL *x, const REAL *gamma, const REAL *beta,
+static void FN(bn_forward_eval)(REAL *y, const REAL *x, const REAL *gamma, const REAL *beta,
                                     const REAL *running_mean, const REAL *running_var,
                                     ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, double eps,
                                     int n_threads)
 {
-    const ptrdiff_t CS = C * S;
     (void)n_threads;
     if (S == 1) {
         /* rows of (N, C): per-channel constants of a block on the stack, inner loop over c */
@@ -273,11 +267,13 @@ void FN(fc_batch_norm_forward_eval)(REAL *y, const REAL *x, const REAL *gamma, c
     }
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
-    if (n_threads > 1 && N * CS > 32768)
+    if (n_threads > 1 && N * C * S > 32768)
 #endif
-    for (ptrdiff_t c = 0; c < C; ++c)
-        FN(bn_affine)(y + c * S, x + c * S, running_mean[c],
-                      FN(bn_eval_scale)(gamma, running_var, c, eps), beta[c], N, CS, S, 1);
+    for (ptrdiff_t i = 0; i < N * C; ++i) {
+        const ptrdiff_t c = i % C;
+        FN(bn_affine)(y + i * S, x + i * S, running_mean[c],
+                      FN(bn_eval_scale)(gamma, running_var, c, eps), beta[c], S);
+    }
 }
 
 /* ---- backward ------------------------------------------------------------------------------
@@ -334,36 +330,25 @@ static void FN(bn_back_rows)(REAL *restrict dx, REAL *dgamma, REAL *dbeta,
     }
 }
 
-/* S > 1, one channel, pass 1: sdy = sum dy, sdyx = sum dy*(x - mean), streaming dy and x from
- * memory (next segment prefetched). In eval mode it also writes dx = k1e*dy (k1e = gamma*invstd),
- * so eval needs no second pass. */
-static void FN(bn_back_sums)(REAL *restrict dx, double *sdy_out, double *sdyx_out,
-                             const REAL *restrict dy, const REAL *restrict x, REAL mean, REAL k1e,
-                             ptrdiff_t N, ptrdiff_t CS, ptrdiff_t S, int write_dx)
+/* S > 1, one unit (channel c over nb samples): st[0] = sum dy, st[1] = sum dy*(x - mean). In
+ * eval mode it also writes dx = k1e*dy (k1e = gamma*invstd: constants), so eval needs no second
+ * pass. */
+static void FN(bn_back_unit_sums)(double *restrict st, REAL *restrict dx, const REAL *restrict dy,
+                                  const REAL *restrict x, REAL mean, REAL k1e, ptrdiff_t nb,
+                                  ptrdiff_t CS, ptrdiff_t S, int write_dx)
 {
     double a[BN_L] = {0.0}, b[BN_L] = {0.0}, ta = 0.0, tb = 0.0;
-    const ptrdiff_t SL = S - S % BN_L, ahead = FN(bn_ahead)(S);
-    for (ptrdiff_t n = 0; n < N; ++n) {
+    const ptrdiff_t SL = S - S % BN_L;
+    for (ptrdiff_t n = 0; n < nb; ++n) {
         const REAL *restrict g = dy + n * CS, *restrict xs = x + n * CS;
         REAL *restrict d = dx + n * CS;
-        const ptrdiff_t nx = n + 1 < N ? CS : 0;
-        BN_PREFETCH_SEGMENT(g, ahead, n, N, CS, S, 0);
-        BN_PREFETCH_SEGMENT(xs, ahead, n, N, CS, S, 0);
-        if (write_dx)
-            BN_PREFETCH_SEGMENT(d, ahead, n, N, CS, S, 1);
         for (ptrdiff_t s = 0; s < SL; s += BN_L) {
-            if (!ahead) {
-                BN_PREFETCH_BLOCK(g + nx + s, 0);
-                BN_PREFETCH_BLOCK(xs + nx + s, 0);
-            }
 #pragma omp simd
             for (int l = 0; l < BN_L; ++l) {
                 a[l] += (double)g[s + l];
                 b[l] += (double)g[s + l] * ((double)xs[s + l] - (double)mean);
             }
             if (write_dx) {
-                if (!ahead)
-                    BN_PREFETCH_BLOCK(d + nx + s, 1);
 #pragma omp simd
                 for (int l = 0; l < BN_L; ++l)
                     d[s + l] = k1e * g[s + l];
@@ -376,51 +361,29 @@ static void FN(bn_back_sums)(REAL *restrict dx, double *sdy_out, double *sdyx_ou
                 d[s] = k1e * g[s];
         }
     }
-    *sdy_out = fc_bn_lanes_total(a, ta);
-    *sdyx_out = fc_bn_lanes_total(b, tb);
+    st[0] = fc_bn_lanes_total(a, ta);
+    st[1] = fc_bn_lanes_total(b, tb);
 }
 
-/* S > 1, one channel: sums (pass 1), dgamma/dbeta, then in training dx from the L2-resident
- * channel (pass 2). Pointers are at channel c of sample 0. */
-static void FN(bn_back_channel)(REAL *restrict dx, REAL *dgamma, REAL *dbeta,
-                                const REAL *restrict dy, const REAL *restrict x, REAL gamma,
-                                REAL mean, REAL invstd, ptrdiff_t c, ptrdiff_t N, ptrdiff_t CS,
-                                ptrdiff_t S, int training)
+/* S > 1, one segment of the training dx: k1*dy + (k2*(x - mean) + k3) */
+static void FN(bn_back_seg_dx)(REAL *restrict dx, const REAL *restrict dy, const REAL *restrict x,
+                               REAL mean, REAL k1, REAL k2, REAL k3, ptrdiff_t S)
 {
     const ptrdiff_t SL = S - S % BN_L;
-    double sdy, sdyx;
-    REAL k1, k2, k3;
-    FN(bn_back_sums)(dx, &sdy, &sdyx, dy, x, mean, (REAL)((double)gamma * (double)invstd), N,
-                     CS, S, !training);
-    dbeta[c] = (REAL)sdy;
-    dgamma[c] = (REAL)(sdyx * (double)invstd);
-    if (!training)
-        return;
-    FN(bn_back_consts)(&k1, &k2, &k3, (double)gamma, (double)invstd, sdy, sdyx, N * S, training);
-    const ptrdiff_t ahead = FN(bn_ahead)(S);
-    for (ptrdiff_t n = 0; n < N; ++n) {
-        const REAL *restrict g = dy + n * CS, *restrict xs = x + n * CS;
-        REAL *restrict d = dx + n * CS;
-        const ptrdiff_t nx = n + 1 < N ? CS : 0;
-        BN_PREFETCH_SEGMENT(d, ahead, n, N, CS, S, 1);
-        for (ptrdiff_t s = 0; s < SL; s += BN_L) {
-            if (!ahead)
-                BN_PREFETCH_BLOCK(d + nx + s, 1);
+    for (ptrdiff_t s = 0; s < SL; s += BN_L) {
 #pragma omp simd
-            for (int l = 0; l < BN_L; ++l)
-                d[s + l] = k1 * g[s + l] + (k2 * (xs[s + l] - mean) + k3);
-        }
-        for (ptrdiff_t s = SL; s < S; ++s)
-            d[s] = k1 * g[s] + (k2 * (xs[s] - mean) + k3);
+        for (int l = 0; l < BN_L; ++l)
+            dx[s + l] = k1 * dy[s + l] + (k2 * (x[s + l] - mean) + k3);
     }
+    for (ptrdiff_t s = SL; s < S; ++s)
+        dx[s] = k1 * dy[s] + (k2 * (x[s] - mean) + k3);
 }
 
-void FN(fc_batch_norm_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL *dy,
+static void FN(bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL *dy,
                                 const REAL *x, const REAL *gamma, const REAL *save_mean,
                                 const REAL *save_invstd, ptrdiff_t N, ptrdiff_t C, ptrdiff_t S,
-                                int training, int n_threads)
+                                int training, double *work, int n_threads)
 {
-    const ptrdiff_t CS = C * S;
     (void)n_threads;
     if (S == 1) {
         const ptrdiff_t nb = (C + BN_CB - 1) / BN_CB;
@@ -435,16 +398,50 @@ void FN(fc_batch_norm_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL 
         }
         return;
     }
+    /* work: the units' sums (2 each, channel-major), then each channel's k1, k2, k3 */
+    const ptrdiff_t NB = fc_bn_block_samples(S), nblk = (N + NB - 1) / NB;
+    double *restrict st = work, *restrict k = work + 2 * nblk * C;
 #if defined(_OPENMP)
-#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
-    if (n_threads > 1 && N * CS > 32768)
+#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) if (n_threads > 1 && N * C * S > 32768)
 #endif
-    for (ptrdiff_t c = 0; c < C; ++c)
-        FN(bn_back_channel)(dx + c * S, dgamma, dbeta, dy + c * S, x + c * S, gamma[c],
-                            save_mean[c], save_invstd[c], c, N, CS, S, training);
+    {
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+        for (ptrdiff_t u = 0; u < nblk * C; ++u) {
+            const ptrdiff_t n0 = u / C * NB, c = u % C, i = n0 * C + c;
+            FN(bn_back_unit_sums)(st + 2 * (c * nblk + n0 / NB), dx + i * S, dy + i * S, x + i * S,
+                                  save_mean[c], (REAL)((double)gamma[c] * (double)save_invstd[c]),
+                                  N - n0 < NB ? N - n0 : NB, C * S, S, !training);
+        }
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+        for (ptrdiff_t c = 0; c < C; ++c) {
+            double sdy = 0.0, sdyx = 0.0;
+            for (ptrdiff_t b = 0; b < nblk; ++b) {
+                sdy += st[2 * (c * nblk + b)];
+                sdyx += st[2 * (c * nblk + b) + 1];
+            }
+            const double invstd = (double)save_invstd[c];
+            REAL k1, k2, k3;
+            dbeta[c] = (REAL)sdy;
+            dgamma[c] = (REAL)(sdyx * invstd);
+            FN(bn_back_consts)(&k1, &k2, &k3, (double)gamma[c], invstd, sdy, sdyx, N * S,
+                               training);
+            k[3 * c] = (double)k1;
+            k[3 * c + 1] = (double)k2;
+            k[3 * c + 2] = (double)k3;
+        }
+        if (training) {
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+            for (ptrdiff_t i = 0; i < N * C; ++i) {
+                const ptrdiff_t c = i % C;
+                FN(bn_back_seg_dx)(dx + i * S, dy + i * S, x + i * S, save_mean[c],
+                                   (REAL)k[3 * c], (REAL)k[3 * c + 1], (REAL)k[3 * c + 2], S);
+            }
+        }
+    }
 }
-
-#undef BN_PREFETCH_BLOCK
-#undef BN_PREFETCH_SEGMENT
-#undef BN_PF_BYTES
-#undef BN_PF_SMALL

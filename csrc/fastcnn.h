@@ -266,21 +266,24 @@ void fc_avg_pool2d_backward_f64(double *dx, const double *dy, ptrdiff_t P, ptrdi
 /* ---- batch normalization (batchnorm.c) ----------------------------------------------------
  * x, y, dy, dx: (N, C, S) with S = H*W for 4-D input and S = 1 for (N, F) input.
  * gamma, beta, running_*, save_*, dgamma, dbeta: (C).
- * Training: mean and biased variance per channel accumulated in double (two passes);
+ * Training: mean and biased variance per channel accumulated in double (deviations from block
+ * means, combined exactly: no E[x^2] - mean^2);
  * save_mean = mean, save_invstd = 1/sqrt(var + eps); y = (x - mean) * invstd * gamma + beta.
  * When running_mean/running_var are not NULL: running = (1 - momentum) * running + momentum *
  * batch, the variance unbiased (times M/(M-1), M = N*S; the caller forbids M == 1 in training).
- * Eval: the same affine map with the running statistics. */
+ * Eval: the same affine map with the running statistics.
+ * work: fc_batch_norm_workspace(N, C, S) doubles of scratch (training forward, backward). */
+ptrdiff_t fc_batch_norm_workspace(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S);
 void fc_batch_norm_forward_train_f32(float *y, float *save_mean, float *save_invstd,
                                      float *running_mean, float *running_var, const float *x,
                                      const float *gamma, const float *beta, ptrdiff_t N,
                                      ptrdiff_t C, ptrdiff_t S, double eps, double momentum,
-                                     int n_threads);
+                                     double *work, int n_threads);
 void fc_batch_norm_forward_train_f64(double *y, double *save_mean, double *save_invstd,
                                      double *running_mean, double *running_var, const double *x,
                                      const double *gamma, const double *beta, ptrdiff_t N,
                                      ptrdiff_t C, ptrdiff_t S, double eps, double momentum,
-                                     int n_threads);
+                                     double *work, int n_threads);
 void fc_batch_norm_forward_eval_f32(float *y, const float *x, const float *gamma,
                                     const float *beta, const float *running_mean,
                                     const float *running_var, ptrdiff_t N, ptrdiff_t C,
@@ -296,11 +299,11 @@ void fc_batch_norm_forward_eval_f64(double *y, const double *x, const double *ga
 void fc_batch_norm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
                                 const float *x, const float *gamma, const float *save_mean,
                                 const float *save_invstd, ptrdiff_t N, ptrdiff_t C, ptrdiff_t S,
-                                int training, int n_threads);
+                                int training, double *work, int n_threads);
 void fc_batch_norm_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
                                 const double *x, const double *gamma, const double *save_mean,
                                 const double *save_invstd, ptrdiff_t N, ptrdiff_t C, ptrdiff_t S,
-                                int training, int n_threads);
+                                int training, double *work, int n_threads);
 
 /* ---- fully connected (linear.c) -----------------------------------------------------------
  * x (N, IN)  weight (OUT, IN)  bias (OUT) or NULL  y (N, OUT) = x @ weight^T + bias.

@@ -194,16 +194,17 @@ cdef extern from "fastcnn.h" nogil:
                                     ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
                                     int count_include_pad, int n_threads)
 
+    ptrdiff_t fc_batch_norm_workspace(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S)
     void fc_batch_norm_forward_train_f32(float *y, float *save_mean, float *save_invstd,
                                          float *running_mean, float *running_var, const float *x,
                                          const float *gamma, const float *beta, ptrdiff_t N,
                                          ptrdiff_t C, ptrdiff_t S, double eps, double momentum,
-                                         int n_threads)
+                                         double *work, int n_threads)
     void fc_batch_norm_forward_train_f64(double *y, double *save_mean, double *save_invstd,
                                          double *running_mean, double *running_var,
                                          const double *x, const double *gamma, const double *beta,
                                          ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, double eps,
-                                         double momentum, int n_threads)
+                                         double momentum, double *work, int n_threads)
     void fc_batch_norm_forward_eval_f32(float *y, const float *x, const float *gamma,
                                         const float *beta, const float *running_mean,
                                         const float *running_var, ptrdiff_t N, ptrdiff_t C,
@@ -215,11 +216,11 @@ cdef extern from "fastcnn.h" nogil:
     void fc_batch_norm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
                                     const float *x, const float *gamma, const float *save_mean,
                                     const float *save_invstd, ptrdiff_t N, ptrdiff_t C,
-                                    ptrdiff_t S, int training, int n_threads)
+                                    ptrdiff_t S, int training, double *work, int n_threads)
     void fc_batch_norm_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
                                     const double *x, const double *gamma, const double *save_mean,
                                     const double *save_invstd, ptrdiff_t N, ptrdiff_t C,
-                                    ptrdiff_t S, int training, int n_threads)
+                                    ptrdiff_t S, int training, double *work, int n_threads)
 
     void fc_linear_forward_f32(float *y, const float *x, const float *w, const float *b,
                                ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads)

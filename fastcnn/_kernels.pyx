@@ -367,24 +367,36 @@ def avg_pool2d_backward(floating[::1] dx, const floating[::1] dy,
                                        count_include_pad, n_threads)
 
 
+def batch_norm_workspace(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S):
+    """Doubles of scratch batch_norm_forward_train and batch_norm_backward take."""
+    return fc_batch_norm_workspace(N, C, S)
+
+
+cdef _check_bn_work(double[::1] work, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S):
+    if work.shape[0] < fc_batch_norm_workspace(N, C, S):
+        raise ValueError(f"batch norm: work has {work.shape[0]} doubles, needs "
+                         f"{fc_batch_norm_workspace(N, C, S)} for N={N}, C={C}, S={S}")
+
+
 def batch_norm_forward_train(floating[::1] y, floating[::1] save_mean,          # OUT
                              floating[::1] save_invstd,                          # OUT
                              floating[::1] running_mean, floating[::1] running_var,  # IN/OUT (may be empty)
                              const floating[::1] x, const floating[::1] gamma,   # IN
                              const floating[::1] beta,                           # IN
                              Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, double eps,
-                             double momentum, int n_threads):
+                             double momentum, double[::1] work, int n_threads):
+    _check_bn_work(work, N, C, S)
     with nogil:
         if floating is float:
             fc_batch_norm_forward_train_f32(_ptr(y), _ptr(save_mean), _ptr(save_invstd),
                                             _ptr(running_mean), _ptr(running_var), _cptr(x),
                                             _cptr(gamma), _cptr(beta), N, C, S, eps, momentum,
-                                            n_threads)
+                                            _ptr(work), n_threads)
         else:
             fc_batch_norm_forward_train_f64(_ptr(y), _ptr(save_mean), _ptr(save_invstd),
                                             _ptr(running_mean), _ptr(running_var), _cptr(x),
                                             _cptr(gamma), _cptr(beta), N, C, S, eps, momentum,
-                                            n_threads)
+                                            _ptr(work), n_threads)
 
 
 def batch_norm_forward_eval(floating[::1] y, const floating[::1] x,
@@ -406,16 +418,18 @@ def batch_norm_backward(floating[::1] dx, floating[::1] dgamma, floating[::1] db
                         const floating[::1] dy, const floating[::1] x,                # IN
                         const floating[::1] gamma, const floating[::1] save_mean,     # IN
                         const floating[::1] save_invstd,                              # IN
-                        Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, bint training, int n_threads):
+                        Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, bint training,
+                        double[::1] work, int n_threads):
+    _check_bn_work(work, N, C, S)
     with nogil:
         if floating is float:
             fc_batch_norm_backward_f32(_ptr(dx), _ptr(dgamma), _ptr(dbeta), _cptr(dy), _cptr(x),
                                        _cptr(gamma), _cptr(save_mean), _cptr(save_invstd),
-                                       N, C, S, training, n_threads)
+                                       N, C, S, training, _ptr(work), n_threads)
         else:
             fc_batch_norm_backward_f64(_ptr(dx), _ptr(dgamma), _ptr(dbeta), _cptr(dy), _cptr(x),
                                        _cptr(gamma), _cptr(save_mean), _cptr(save_invstd),
-                                       N, C, S, training, n_threads)
+                                       N, C, S, training, _ptr(work), n_threads)
 
 
 def linear_forward(floating[::1] y,                                            # OUT

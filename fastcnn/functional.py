@@ -826,6 +826,12 @@ def _bn_layout(x):
     return N, C, S
 
 
+def _bn_workspace(N, C, S):
+    """The batch-norm kernels' scratch (per-segment partial sums), in double for any dtype; at
+    most 2.5 doubles per element of x, so its size needs no overflow check."""
+    return _workspace(_kernels.batch_norm_workspace(N, C, S), np.float64, "kernel")
+
+
 def batch_norm(x, weight, bias, running_mean=None, running_var=None, training=True,
                momentum=0.1, eps=1e-5, out=None):
     """Batch normalization per channel (4-D (N, C, H, W)) or per feature (2-D (N, F)).
@@ -884,7 +890,8 @@ def batch_norm(x, weight, bias, running_mean=None, running_var=None, training=Tr
         _kernels.batch_norm_forward_train(_flat(y), save_mean, save_invstd,
                                           running_mean if tracking else empty,
                                           running_var if tracking else empty,
-                                          _flat(x), gamma, beta, N, C, S, eps, momentum, nt)
+                                          _flat(x), gamma, beta, N, C, S, eps, momentum,
+                                          _bn_workspace(N, C, S), nt)
         return y, save_mean, save_invstd
     rm, rv = _contig(running_mean), _contig(running_var)
     _kernels.batch_norm_forward_eval(_flat(y), _flat(x), gamma, beta, rm, rv, N, C, S, eps, nt)
@@ -923,7 +930,8 @@ def batch_norm_backward(dy, x, weight, save_mean, save_invstd, training=True, ou
     dgamma = np.empty(C, x.dtype)
     dbeta = np.empty(C, x.dtype)
     _kernels.batch_norm_backward(_flat(dx), dgamma, dbeta, _flat(dy), _flat(x), gamma, mean,
-                                 invstd, N, C, S, bool(training), get_num_threads())
+                                 invstd, N, C, S, bool(training), _bn_workspace(N, C, S),
+                                 get_num_threads())
     return dx, dgamma, dbeta
 
 

@@ -7,7 +7,10 @@ import naive
 from conftest import LAYOUTS, assert_close, check_gradients, layout, num_threads, randn
 from fastcnn import functional as F
 
-SHAPES = [(4, 3, 5, 6), (2, 1, 3, 3), (1, 3, 2, 2), (3, 2, 1, 7), (7, 5), (2, 3), (16, 1)]
+# (23, 3, 7, 7): short maps summed in blocks of 11 samples (the last one 1); (3, 2, 17, 31): maps of
+# over 512 elements, summed one by one, with a lane tail
+SHAPES = [(4, 3, 5, 6), (2, 1, 3, 3), (1, 3, 2, 2), (3, 2, 1, 7), (7, 5), (2, 3), (16, 1),
+          (23, 3, 7, 7), (3, 2, 17, 31)]
 SHAPE_IDS = ["x" + str(s).replace(" ", "") for s in SHAPES]
 
 
@@ -215,7 +218,9 @@ def test_read_only_running_stats_in_training_are_refused(backend, dtype, rng):
 
 # ---- threads: per-channel statistics reduced in a fixed order, so bitwise equal ------------------
 
-@pytest.mark.parametrize("shape", [(6, 5, 9, 7), (33, 4), (3, 2, 1, 1)], ids=["4d", "2d", "tiny"])
+@pytest.mark.parametrize("shape", [(6, 5, 9, 7), (33, 4), (3, 2, 1, 1), (70, 10, 7, 7),
+                                   (9, 4, 31, 33)],
+                         ids=["4d", "2d", "tiny", "4d-blocks-threaded", "4d-long-threaded"])
 def test_threads_bitwise(dtype, shape, rng):
     x, gamma, beta, rmean, rvar = _params(rng, shape, dtype)
     dy = randn(rng, shape, dtype)
@@ -231,6 +236,43 @@ def test_threads_bitwise(dtype, shape, rng):
                                                 training=False)))
     for one, two in zip(*outs):
         np.testing.assert_array_equal(one, two)
+
+
+# ---- every instruction set ----------------------------------------------------------------------
+# The kernels are compiled once per instruction set and picked at run time (fastcnn.set_simd):
+# the tests above run on the best level the CPU has, these on every level, threaded too.
+
+@pytest.mark.parametrize("shape", [(23, 3, 7, 7), (3, 2, 17, 31), (4, 3, 5, 6), (70, 10, 7, 7),
+                                   (33, 4)])
+def test_every_simd_level_matches_naive(simd, dtype, shape, rng):
+    x, gamma, beta, rmean, rvar = _params(rng, shape, dtype)
+    dy = randn(rng, shape, dtype)
+    for training in (True, False):
+        with num_threads(2):
+            rm, rv = rmean.copy(), rvar.copy()
+            y, mean, invstd = F.batch_norm(x, gamma, beta, rm, rv, training=training)
+            grads = F.batch_norm_backward(dy, x, gamma, mean, invstd, training=training)
+        ny, nmean, ninvstd, nrm, nrv = naive.batch_norm(x, gamma, beta, rmean, rvar, training,
+                                                        0.1, 1e-5)
+        for got, want in zip((y, mean, invstd, rm, rv), (ny, nmean, ninvstd, nrm, nrv)):
+            assert_close(got, want, dtype)
+        for got, want in zip(grads, naive.batch_norm_backward(dy, x, gamma, mean, invstd,
+                                                              training)):
+            assert_close(got, want, dtype)
+
+
+def test_kernel_refuses_a_short_workspace(dtype):
+    from fastcnn import _kernels
+    N, C, S = 4, 3, 10
+    x = np.zeros(N * C * S, dtype)
+    c = np.zeros(C, dtype)
+    work = np.zeros(_kernels.batch_norm_workspace(N, C, S) - 1)
+    with pytest.raises(ValueError, match="work has"):
+        _kernels.batch_norm_forward_train(x.copy(), c.copy(), c.copy(), c.copy(), c.copy(), x, c,
+                                          c, N, C, S, 1e-5, 0.1, work, 1)
+    with pytest.raises(ValueError, match="work has"):
+        _kernels.batch_norm_backward(x.copy(), c.copy(), c.copy(), x, x, c, c, c, N, C, S, True,
+                                     work, 1)
 
 
 # ---- special values, empty batches ---------------------------------------------------------------
