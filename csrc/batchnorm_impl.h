@@ -93,18 +93,11 @@ static void FN(bn_channel_stats)(double *mean_out, double *m2_out, const double 
     *m2_out = m2;
 }
 
-/* y = (x - mean) * scale + shift over one segment */
+/* y = (x - mean) * scale + shift over one segment (stream: see BN_MAP) */
 static void FN(bn_affine)(REAL *restrict y, const REAL *restrict x, REAL mean, REAL scale,
-                          REAL shift, ptrdiff_t S)
+                          REAL shift, ptrdiff_t S, int stream)
 {
-    const ptrdiff_t SL = S - S % BN_L;
-    for (ptrdiff_t s = 0; s < SL; s += BN_L) {
-#pragma omp simd
-        for (int l = 0; l < BN_L; ++l)
-            y[s + l] = (x[s + l] - mean) * scale + shift;
-    }
-    for (ptrdiff_t s = SL; s < S; ++s)
-        y[s] = (x[s] - mean) * scale + shift;
+    BN_MAP(y, S, stream, (x[e] - mean) * scale + shift);
 }
 
 /* Batch statistics -> save_*, running_* (PyTorch's update, variance unbiased; running_mean only
@@ -194,6 +187,7 @@ static void FN(bn_forward_train)(REAL *y, REAL *save_mean, REAL *save_invstd,
     /* work: the units' statistics (2 each, channel-major), then each channel's scale */
     const ptrdiff_t NB = fc_bn_block_samples(S), nblk = (N + NB - 1) / NB;
     double *restrict st = work, *restrict scale = work + 2 * nblk * C;
+    const int stream = fc_bn_streams(N * C * S * (ptrdiff_t)sizeof(REAL));
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) if (n_threads > 1 && N * C * S > 32768)
 #endif
@@ -221,8 +215,10 @@ static void FN(bn_forward_train)(REAL *y, REAL *save_mean, REAL *save_invstd,
 #endif
         for (ptrdiff_t i = 0; i < N * C; ++i) {
             const ptrdiff_t c = i % C;
-            FN(bn_affine)(y + i * S, x + i * S, save_mean[c], (REAL)scale[c], beta[c], S);
+            FN(bn_affine)(y + i * S, x + i * S, save_mean[c], (REAL)scale[c], beta[c], S,
+                          stream);
         }
+        fc_bn_stream_done(stream);
     }
 }
 
@@ -265,14 +261,20 @@ static void FN(bn_forward_eval)(REAL *y, const REAL *x, const REAL *gamma, const
         }
         return;
     }
+    const int stream = fc_bn_streams(N * C * S * (ptrdiff_t)sizeof(REAL));
 #if defined(_OPENMP)
-#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
-    if (n_threads > 1 && N * C * S > 32768)
+#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) if (n_threads > 1 && N * C * S > 32768)
 #endif
-    for (ptrdiff_t i = 0; i < N * C; ++i) {
-        const ptrdiff_t c = i % C;
-        FN(bn_affine)(y + i * S, x + i * S, running_mean[c],
-                      FN(bn_eval_scale)(gamma, running_var, c, eps), beta[c], S);
+    {
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+        for (ptrdiff_t i = 0; i < N * C; ++i) {
+            const ptrdiff_t c = i % C;
+            FN(bn_affine)(y + i * S, x + i * S, running_mean[c],
+                          FN(bn_eval_scale)(gamma, running_var, c, eps), beta[c], S, stream);
+        }
+        fc_bn_stream_done(stream);
     }
 }
 
@@ -365,18 +367,11 @@ static void FN(bn_back_unit_sums)(double *restrict st, REAL *restrict dx, const 
     st[1] = fc_bn_lanes_total(b, tb);
 }
 
-/* S > 1, one segment of the training dx: k1*dy + (k2*(x - mean) + k3) */
+/* S > 1, one segment of the training dx: k1*dy + (k2*(x - mean) + k3) (stream: see BN_MAP) */
 static void FN(bn_back_seg_dx)(REAL *restrict dx, const REAL *restrict dy, const REAL *restrict x,
-                               REAL mean, REAL k1, REAL k2, REAL k3, ptrdiff_t S)
+                               REAL mean, REAL k1, REAL k2, REAL k3, ptrdiff_t S, int stream)
 {
-    const ptrdiff_t SL = S - S % BN_L;
-    for (ptrdiff_t s = 0; s < SL; s += BN_L) {
-#pragma omp simd
-        for (int l = 0; l < BN_L; ++l)
-            dx[s + l] = k1 * dy[s + l] + (k2 * (x[s + l] - mean) + k3);
-    }
-    for (ptrdiff_t s = SL; s < S; ++s)
-        dx[s] = k1 * dy[s] + (k2 * (x[s] - mean) + k3);
+    BN_MAP(dx, S, stream, k1 * dy[e] + (k2 * (x[e] - mean) + k3));
 }
 
 static void FN(bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL *dy,
@@ -401,6 +396,7 @@ static void FN(bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL *dy,
     /* work: the units' sums (2 each, channel-major), then each channel's k1, k2, k3 */
     const ptrdiff_t NB = fc_bn_block_samples(S), nblk = (N + NB - 1) / NB;
     double *restrict st = work, *restrict k = work + 2 * nblk * C;
+    const int stream = fc_bn_streams(N * C * S * (ptrdiff_t)sizeof(REAL));
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) if (n_threads > 1 && N * C * S > 32768)
 #endif
@@ -440,8 +436,10 @@ static void FN(bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL *dy,
             for (ptrdiff_t i = 0; i < N * C; ++i) {
                 const ptrdiff_t c = i % C;
                 FN(bn_back_seg_dx)(dx + i * S, dy + i * S, x + i * S, save_mean[c],
-                                   (REAL)k[3 * c], (REAL)k[3 * c + 1], (REAL)k[3 * c + 2], S);
+                                   (REAL)k[3 * c], (REAL)k[3 * c + 1], (REAL)k[3 * c + 2], S,
+                                   stream);
             }
+            fc_bn_stream_done(stream);
         }
     }
 }

@@ -261,6 +261,35 @@ def test_every_simd_level_matches_naive(simd, dtype, shape, rng):
             assert_close(got, want, dtype)
 
 
+def test_outputs_past_24_mb_streamed(rng):
+    # y and dx of 24 MB or more are written with non-temporal stores, whole cache lines only: an
+    # odd map size puts every segment at a different offset from a line (scalar heads and tails).
+    # The oracle is numpy in float64, vectorised (naive.py's exact sums take seconds here).
+    shape = (3, 5, 677, 661)
+    x, gamma, beta, rmean, rvar = _params(rng, shape, np.float32)
+    dy = randn(rng, shape, np.float32)
+    x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
+    ch = (slice(None), None, None)
+    for training in (True, False):
+        y, mean, invstd = F.batch_norm(x, gamma, beta, rmean.copy(), rvar.copy(),
+                                       training=training)
+        if training:
+            assert_close(mean, x64.mean(axis=(0, 2, 3)), np.float32)
+            assert_close(invstd, 1 / np.sqrt(x64.var(axis=(0, 2, 3)) + 1e-5), np.float32)
+        m64, s64 = mean.astype(np.float64)[ch], invstd.astype(np.float64)[ch]
+        xhat = (x64 - m64) * s64
+        assert_close(y, xhat * gamma[ch] + beta[ch], np.float32)
+        dx, dgamma, dbeta = F.batch_norm_backward(dy, x, gamma, mean, invstd, training=training)
+        sdy, sdyx = dy64.sum(axis=(0, 2, 3)), (dy64 * xhat).sum(axis=(0, 2, 3))
+        want = dy64
+        if training:
+            M = x.size // shape[1]
+            want = dy64 - sdy[ch] / M - xhat * sdyx[ch] / M
+        assert_close(dx, want * (gamma.astype(np.float64)[ch] * s64), np.float32)
+        assert_close(dgamma, sdyx, np.float32)
+        assert_close(dbeta, sdy, np.float32)
+
+
 def test_kernel_refuses_a_short_workspace(dtype):
     from fastcnn import _kernels
     N, C, S = 4, 3, 10
