@@ -115,10 +115,14 @@ static void FN(own_dweight)(REAL *dw, const REAL *dy, const REAL *col, ptrdiff_t
 }
 #pragma GCC pop_options
 #define CONV_OWN(K) (fc_simd_active() >= FC_SIMD_AVX512 && (K) <= CONV_OWN_MAX_K)
-#define CONV_OWN_DWEIGHT(OC) ((OC) >= WGT_MIN_ROWS)
+/* dweight on the own GEMM (float64, 1 thread, against OpenBLAS: OC, K -> time): from 32 channels
+ * (0.78-0.92), and from 12 where the product is large enough (30, 75: 0.67; 24, 144: 0.74; 12,
+ * 144: 0.82; 20, 200: 0.84), not below (16, 75: 1.11; 24, 27: 1.20; 16, 64: 1.21; 8, 144: 1.19;
+ * 30, 25: even) */
+#define CONV_OWN_DWEIGHT(OC, K) ((OC) >= WGT_MIN_ROWS || ((OC) >= 12 && (OC) * (K) >= 1700))
 #else
 #define CONV_OWN(K) 0
-#define CONV_OWN_DWEIGHT(OC) 0
+#define CONV_OWN_DWEIGHT(OC, K) 0
 #endif
 
 /* c (M, P) = op(weight) (M, I) @ b (I, P) for weight (OC, K): the forward's y = weight @ col
@@ -141,7 +145,7 @@ static void FN(gemm_dweight)(int own, REAL *dw, const REAL *dy, const REAL *col,
                              ptrdiff_t K, ptrdiff_t P, int acc, REAL *bt)
 {
 #if FC_X86_VARIANTS && defined(OWN_GEMM)
-    if (own && CONV_OWN_DWEIGHT(OC)) {
+    if (own && CONV_OWN_DWEIGHT(OC, K)) {
         FN(own_dweight)(dw, dy, col, OC, K, P, acc, bt);
         return;
     }

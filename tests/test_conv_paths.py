@@ -268,6 +268,8 @@ OWN_GEMM_CASES = [
     ((3, 16, 7, 7), (33, 16, 1, 1), 1, 0),    # 1x1: forward on BLAS, dx straight into dx
     ((2, 1, 5, 5), (40, 1, 1, 1), 1, 0),      # 1x1 on one channel: dx is a one-row panel
     ((2, 3, 11, 11), (32, 3, 3, 3), 2, 1),    # strided
+    ((3, 16, 6, 6), (13, 16, 3, 3), 1, 1),    # dweight on the own GEMM below 32 channels:
+                                              # 13 x 144 (panels 7, 6)
 ]
 
 
@@ -276,8 +278,8 @@ OWN_GEMM_CASES = [
                          ids=[f"x{c[0]}-w{c[1]}-s{c[2]}".replace(" ", "") for c in OWN_GEMM_CASES])
 def test_im2col_own_gemms(case, threads, rng):
     """im2col in double runs its three per-image GEMMs on fastcnn's own AVX-512 kernels (forward
-    and dx up to K = C*KH*KW = 256, dweight from 32 output channels): against the same kernel on
-    BLAS, every output, 1 and 2 threads (each thread's dweight partial summed over its images)."""
+    and dx up to K = C*KH*KW = 256, dweight from 32 output channels or 12 with OC*K >= 1700):
+    against the same kernel on BLAS, every output, 1 and 2 threads (each thread's dweight partial summed over its images)."""
     xs, ws, stride, padding = case
     x, w, b = randn(rng, xs, np.float64), randn(rng, ws, np.float64), randn(rng, ws[0], np.float64)
     kw = dict(stride=stride, padding=padding, algorithm="im2col")
