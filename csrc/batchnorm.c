@@ -61,7 +61,8 @@ static ptrdiff_t fc_bn_stream_head(const void *out, ptrdiff_t size) { (void)out;
 static void fc_bn_stream_copy(void *out, const void *src, int bytes) { (void)out; (void)src; (void)bytes; }
 #endif
 
-/* out[e] = EXPR (an expression of the index e) for e in [0, S), in blocks of BN_L vectorised
+/* out[e] = EXPR (an expression of the index e; out of type REAL *, expanded in
+ * batchnorm_impl.h) for e in [0, S), in blocks of BN_L vectorised
  * lanes and a scalar tail. With stream, past a scalar head up to out's first cache line, each
  * block (one or two whole lines) is computed into registers and written with non-temporal
  * stores. */
@@ -75,7 +76,7 @@ static void fc_bn_stream_copy(void *out, const void *src, int bytes) { (void)out
                 (out)[e] = (EXPR);                                                                \
             }                                                                                     \
             for (; e0_ + BN_L <= (S); e0_ += BN_L) {                                              \
-                __typeof__(*(out)) t_[BN_L];                                                      \
+                REAL t_[BN_L];                                                                    \
                 _Pragma("omp simd") for (int l_ = 0; l_ < BN_L; ++l_)                             \
                 {                                                                                 \
                     const ptrdiff_t e = e0_ + l_;                                                 \
@@ -108,8 +109,8 @@ static ptrdiff_t fc_bn_block_samples(ptrdiff_t S)
     return S >= BN_BLOCK_ELEMS ? 1 : (BN_BLOCK_ELEMS + S - 1) / S;
 }
 
-/* Doubles of workspace the 4-D (S > 1) kernels take: two partial sums per (n, c) segment and
- * three per-channel constants; none for (N, F) input. */
+/* Doubles of workspace the 4-D (S > 1) kernels take: two partial sums per unit (at most one per
+ * (n, c) segment) and three per-channel constants; none for (N, F) input. */
 ptrdiff_t fc_batch_norm_workspace(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S)
 {
     return S == 1 ? 0 : 2 * N * C + 3 * C;
