@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "fastcnn.h"
 #include "simd.h"
@@ -55,10 +56,20 @@ static void fc_bn_stream_copy(void *out, const void *src, int bytes)
                          _mm_loadu_si128((const __m128i *)((const char *)src + o)));
 }
 #else
+/* no streaming stores: every output is written by ordinary stores (BN_MAP's stream branch is
+ * never taken, since fc_bn_stream_head says so) */
 static int fc_bn_streams(ptrdiff_t bytes) { (void)bytes; return 0; }
 static void fc_bn_stream_done(int stream) { (void)stream; }
-static ptrdiff_t fc_bn_stream_head(const void *out, ptrdiff_t size) { (void)out; (void)size; return -1; }
-static void fc_bn_stream_copy(void *out, const void *src, int bytes) { (void)out; (void)src; (void)bytes; }
+static ptrdiff_t fc_bn_stream_head(const void *out, ptrdiff_t size)
+{
+    (void)out;
+    (void)size;
+    return -1;
+}
+static void fc_bn_stream_copy(void *out, const void *src, int bytes)
+{
+    memcpy(out, src, (size_t)bytes);
+}
 #endif
 
 /* out[e] = EXPR (an expression of the index e; out of type REAL *, expanded in

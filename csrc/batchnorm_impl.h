@@ -12,9 +12,9 @@
  *    doubles; a short per-channel step (blocks ascending) then combines them. A pass streams the
  *    tensor like a copy (one read of x for the statistics, one read of x and a write of y for the
  *    affine map). Walking channel by channel instead (N segments C*S apart, each a cold start
- *    for the hardware prefetcher, the channel kept in L2 between passes) took 1.6-1.9x the time
- *    at one thread (fwd+bwd, (128,64,32,32) and (100,128,15,15), float and double), even with
- *    software prefetch, and up to 1.3x at two.
+ *    for the hardware prefetcher, the channel kept in L2 between passes) took 1.7-2.0x the time
+ *    at one thread (fwd+bwd, 32x32, 15x15 and 7x7 maps, float and double), even with software
+ *    prefetch, and 1.15-1.4x at two.
  *  - S == 1 ((N, F) input): channel c is a column with stride C, hostile to the per-channel walk.
  *    Rows are swept instead, for a block of BN_CB channels at a time, accumulating into
  *    per-channel double arrays on the stack (the inner loop runs across channels and
@@ -189,7 +189,8 @@ static void FN(bn_forward_train)(REAL *y, REAL *save_mean, REAL *save_invstd,
     double *restrict st = work, *restrict scale = work + 2 * nblk * C;
     const int stream = fc_bn_streams(N * C * S * (ptrdiff_t)sizeof(REAL));
 #if defined(_OPENMP)
-#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) if (n_threads > 1 && N * C * S > 32768)
+#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) \
+    if (n_threads > 1 && N * C * S > 32768)
 #endif
     {
 #if defined(_OPENMP)
@@ -263,7 +264,8 @@ static void FN(bn_forward_eval)(REAL *y, const REAL *x, const REAL *gamma, const
     }
     const int stream = fc_bn_streams(N * C * S * (ptrdiff_t)sizeof(REAL));
 #if defined(_OPENMP)
-#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) if (n_threads > 1 && N * C * S > 32768)
+#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) \
+    if (n_threads > 1 && N * C * S > 32768)
 #endif
     {
 #if defined(_OPENMP)
@@ -398,7 +400,8 @@ static void FN(bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL *dy,
     double *restrict st = work, *restrict k = work + 2 * nblk * C;
     const int stream = fc_bn_streams(N * C * S * (ptrdiff_t)sizeof(REAL));
 #if defined(_OPENMP)
-#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) if (n_threads > 1 && N * C * S > 32768)
+#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) \
+    if (n_threads > 1 && N * C * S > 32768)
 #endif
     {
 #if defined(_OPENMP)
