@@ -827,8 +827,8 @@ def _bn_layout(x):
 
 
 def _bn_workspace(N, C, S):
-    """The batch-norm kernels' scratch (per-segment partial sums), in double for any dtype; at
-    most 2.5 doubles per element of x, so its size needs no overflow check."""
+    """The batch-norm kernels' scratch (partial sums per unit of samples, per-channel constants),
+    in double for any dtype; at most 2.5 doubles per element of x: no overflow check needed."""
     return _workspace(_kernels.batch_norm_workspace(N, C, S), np.float64, "kernel")
 
 

@@ -279,7 +279,8 @@ OWN_GEMM_CASES = [
 def test_im2col_own_gemms(case, threads, rng):
     """im2col in double runs its three per-image GEMMs on fastcnn's own AVX-512 kernels (forward
     and dx up to K = C*KH*KW = 256, dweight from 32 output channels or 12 with OC*K >= 1700):
-    against the same kernel on BLAS, every output, 1 and 2 threads (each thread's dweight partial summed over its images)."""
+    against the same kernel on BLAS, every output, 1 and 2 threads (each thread's dweight partial
+    summed over its images)."""
     xs, ws, stride, padding = case
     x, w, b = randn(rng, xs, np.float64), randn(rng, ws, np.float64), randn(rng, ws[0], np.float64)
     kw = dict(stride=stride, padding=padding, algorithm="im2col")
