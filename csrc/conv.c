@@ -1,6 +1,9 @@
 /* conv.c: 2-D convolution (cross-correlation, as in every framework) by per-image im2col + GEMM,
  * forward with fused bias/ReLU, backward-data and backward-weights. The type-generic body is in
- * conv_impl.h; this file holds the dtype-free helpers and instantiates it for float and double. */
+ * conv_impl.h (the per-image loop and its GEMMs), instantiated here for float and double; the
+ * data movement around the GEMMs (im2col, col2im, epilogue, bias-gradient sums) in
+ * im2col_impl.h, instantiated per dtype and instruction set. This file holds the dtype-free
+ * helpers. */
 #include "fastcnn.h"
 #include "parallel.h"
 #include "simd.h"
@@ -36,6 +39,46 @@ static void valid_range(ptrdiff_t kw, ptrdiff_t PW, ptrdiff_t SW, ptrdiff_t W, p
     *lo = l;
     *hi = h;
 }
+
+/* Unaligned moves of 64, 32, 16, 8 and 4 bytes (im2col_impl.h's copy_row): GCC vectors, which
+ * each instruction set's copy lowers to its widest moves. */
+typedef char fc_bytes64 __attribute__((vector_size(64), aligned(1), may_alias));
+typedef char fc_bytes32 __attribute__((vector_size(32), aligned(1), may_alias));
+typedef char fc_bytes16 __attribute__((vector_size(16), aligned(1), may_alias));
+typedef char fc_bytes8 __attribute__((vector_size(8), aligned(1), may_alias));
+typedef char fc_bytes4 __attribute__((vector_size(4), aligned(1), may_alias));
+
+#define FC_IMPL "im2col_impl.h"
+#define FC_SIMD_BODY "dtype_variants.h"
+#include "simd_targets.h"
+#undef FC_SIMD_BODY
+#undef FC_IMPL
+
+/* conv_impl.h's im2col_f32 etc.: the instruction set's copy fc_simd_active() picks. */
+#define CONV_HELPERS(real, sfx)                                                                    \
+    static void im2col_##sfx(real *col, const real *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,      \
+                             ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, \
+                             ptrdiff_t PW, ptrdiff_t OH, ptrdiff_t OW)                             \
+    {                                                                                              \
+        FC_SIMD_PICK(im2col, sfx)(col, x, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);                \
+    }                                                                                              \
+    static void col2im_##sfx(real *dx, const real *dcol, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,    \
+                             ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, \
+                             ptrdiff_t PW, ptrdiff_t OH, ptrdiff_t OW)                             \
+    {                                                                                              \
+        FC_SIMD_PICK(col2im, sfx)(dx, dcol, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);              \
+    }                                                                                              \
+    static void epilogue_##sfx(real *y, const real *bias, ptrdiff_t OC, ptrdiff_t P, int relu)     \
+    {                                                                                              \
+        FC_SIMD_PICK(epilogue, sfx)(y, bias, OC, P, relu);                                         \
+    }                                                                                              \
+    static double sum_lanes_##sfx(const real *v, ptrdiff_t n)                                      \
+    {                                                                                              \
+        return FC_SIMD_PICK(sum_lanes, sfx)(v, n);                                                 \
+    }
+
+CONV_HELPERS(float, f32)
+CONV_HELPERS(double, f64)
 
 static ptrdiff_t out_size(ptrdiff_t n, ptrdiff_t k, ptrdiff_t s, ptrdiff_t p)
 {

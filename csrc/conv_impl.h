@@ -4,89 +4,6 @@
  * epilogue; OpenMP over images with a fixed static split; per-thread dweight partials reduced in
  * thread order, so a given thread count always gives the same bits. */
 
-/* col (C*KH*KW, OH*OW) = im2col(x_img (C, H, W)); padded cells are 0. For each kernel offset
- * the valid output columns [ow_lo, ow_hi) are computed once, so the inner copy has no branch. */
-static void FN(im2col)(REAL *restrict col, const REAL *restrict x, ptrdiff_t C, ptrdiff_t H,
-                       ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
-                       ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OH, ptrdiff_t OW)
-{
-    for (ptrdiff_t c = 0; c < C; ++c) {
-        const REAL *xc = x + c * H * W;
-        for (ptrdiff_t kh = 0; kh < KH; ++kh) {
-            for (ptrdiff_t kw = 0; kw < KW; ++kw) {
-                REAL *row = col + ((c * KH + kh) * KW + kw) * OH * OW;
-                ptrdiff_t ow_lo, ow_hi;
-                valid_range(kw, PW, SW, W, OW, &ow_lo, &ow_hi);
-                for (ptrdiff_t oh = 0; oh < OH; ++oh) {
-                    REAL *dst = row + oh * OW;
-                    ptrdiff_t ih = oh * SH - PH + kh;
-                    if (ih < 0 || ih >= H) {
-                        for (ptrdiff_t ow = 0; ow < OW; ++ow) dst[ow] = 0;
-                        continue;
-                    }
-                    const REAL *src = xc + ih * W - PW + kw;
-                    for (ptrdiff_t ow = 0; ow < ow_lo; ++ow) dst[ow] = 0;
-                    if (SW == 1) {
-                        for (ptrdiff_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] = src[ow];
-                    } else {
-                        for (ptrdiff_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] = src[ow * SW];
-                    }
-                    for (ptrdiff_t ow = ow_hi; ow < OW; ++ow) dst[ow] = 0;
-                }
-            }
-        }
-    }
-}
-
-/* dx_img (C, H, W) = col2im(dcol (C*KH*KW, OH*OW)): the adjoint of im2col (overlaps add). */
-static void FN(col2im)(REAL *restrict dx, const REAL *restrict dcol, ptrdiff_t C, ptrdiff_t H,
-                       ptrdiff_t W, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
-                       ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OH, ptrdiff_t OW)
-{
-    for (ptrdiff_t i = 0; i < C * H * W; ++i) dx[i] = 0;
-    for (ptrdiff_t c = 0; c < C; ++c) {
-        REAL *dxc = dx + c * H * W;
-        for (ptrdiff_t kh = 0; kh < KH; ++kh) {
-            for (ptrdiff_t kw = 0; kw < KW; ++kw) {
-                const REAL *row = dcol + ((c * KH + kh) * KW + kw) * OH * OW;
-                ptrdiff_t ow_lo, ow_hi;
-                valid_range(kw, PW, SW, W, OW, &ow_lo, &ow_hi);
-                for (ptrdiff_t oh = 0; oh < OH; ++oh) {
-                    ptrdiff_t ih = oh * SH - PH + kh;
-                    if (ih < 0 || ih >= H) continue;
-                    const REAL *src = row + oh * OW;
-                    REAL *dst = dxc + ih * W - PW + kw;
-                    if (SW == 1) {
-                        for (ptrdiff_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] += src[ow];
-                    } else {
-                        for (ptrdiff_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow * SW] += src[ow];
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* y_img (OC, P) += bias, then ReLU, while the GEMM's output is still in cache. */
-static void FN(epilogue)(REAL *restrict y, const REAL *restrict bias, ptrdiff_t OC, ptrdiff_t P,
-                         int relu)
-{
-    for (ptrdiff_t oc = 0; oc < OC; ++oc) {
-        REAL *yo = y + oc * P;
-        const REAL b = bias ? bias[oc] : (REAL)0;
-        if (relu) {
-#pragma omp simd
-            for (ptrdiff_t p = 0; p < P; ++p) {
-                REAL v = yo[p] + b;
-                yo[p] = v > 0 ? v : (v != v ? v : (REAL)0);  /* NaN propagates */
-            }
-        } else if (bias) {
-#pragma omp simd
-            for (ptrdiff_t p = 0; p < P; ++p) yo[p] += b;
-        }
-    }
-}
-
 /* The three per-image GEMMs: BLAS, or in double under AVX-512 (OWN_GEMM defined; own != 0 when
  * K = C*KH*KW <= CONV_OWN_MAX_K) wg_gemm_avx512.h's kernels, which read the weights in place.
  * OpenBLAS's small-matrix kernels ran MNIST's 30 x 576 x 25 in double at ~45 GFLOP/s. Against
@@ -99,12 +16,14 @@ static void FN(epilogue)(REAL *restrict y, const REAL *restrict bias, ptrdiff_t 
 #if FC_X86_VARIANTS && defined(OWN_GEMM)
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
-/* c (M, P) = op(weight) (M, I) @ b (I, P), weight (OC, K) read in place: op = none (forward:
+/* c (M, P) = op(weight) (M, I) @ b (I, P) (+ bias, ReLU: the forward's epilogue, applied to the
+ * register blocks before they are stored), weight (OC, K) read in place: op = none (forward:
  * M = OC, I = K) or transposed (dcol: M = K, I = OC) */
 static void FN(own_weight_gemm)(REAL *c, const REAL *weight, int trans, const REAL *b,
-                                ptrdiff_t M, ptrdiff_t I, ptrdiff_t K, ptrdiff_t P)
+                                ptrdiff_t M, ptrdiff_t I, ptrdiff_t K, ptrdiff_t P,
+                                const REAL *bias, int relu)
 {
-    OWN_GEMM(wgs_gemm)(c, P, weight, trans ? 1 : K, trans ? K : 1, b, P, M, P, I, 0);
+    OWN_GEMM(wgs_gemm)(c, P, weight, trans ? 1 : K, trans ? K : 1, b, P, M, P, I, 0, bias, relu);
 }
 
 /* dweight (OC, K) (+)= dy (OC, P) @ col^T (P, K); bt: 16*P of scratch */
@@ -125,19 +44,36 @@ static void FN(own_dweight)(REAL *dw, const REAL *dy, const REAL *col, ptrdiff_t
 #define CONV_OWN_DWEIGHT(OC, K) 0
 #endif
 
-/* c (M, P) = op(weight) (M, I) @ b (I, P) for weight (OC, K): the forward's y = weight @ col
- * (trans 0, M = OC, I = K) and backward-data's dcol = weight^T @ dy (trans 1, M = K, I = OC) */
+/* c (M, P) = op(weight) (M, I) @ b (I, P) for weight (OC, K): backward-data's dcol = weight^T @
+ * dy (trans 1, M = K, I = OC) */
 static void FN(weight_gemm)(int own, REAL *c, const REAL *weight, int trans, const REAL *b,
                             ptrdiff_t M, ptrdiff_t I, ptrdiff_t K, ptrdiff_t P)
 {
 #if FC_X86_VARIANTS && defined(OWN_GEMM)
     if (own) {
-        FN(own_weight_gemm)(c, weight, trans, b, M, I, K, P);
+        FN(own_weight_gemm)(c, weight, trans, b, M, I, K, P, NULL, 0);
         return;
     }
 #endif
     (void)own;
     GEMM(trans, 0, M, P, I, (REAL)1, weight, K, b, P, (REAL)0, c, P);
+}
+
+/* y_img (OC, P) = weight (OC, K) @ col (K, P) + bias, then ReLU: on the own GEMM in its register
+ * blocks (MNIST's 1->30 in double: the separate pass over y was 7% of the forward, perf), else
+ * BLAS and the epilogue while y_img is still in cache. */
+static void FN(forward_gemm)(int own, REAL *y, const REAL *weight, const REAL *col,
+                             const REAL *bias, int relu, ptrdiff_t OC, ptrdiff_t K, ptrdiff_t P)
+{
+#if FC_X86_VARIANTS && defined(OWN_GEMM)
+    if (own) {
+        FN(own_weight_gemm)(y, weight, 0, col, OC, K, K, P, bias, relu);
+        return;
+    }
+#endif
+    (void)own;
+    GEMM(0, 0, OC, P, K, (REAL)1, weight, K, col, P, (REAL)0, y, P);
+    FN(epilogue)(y, bias, OC, P, relu);
 }
 
 /* dweight (OC, K) (+)= dy (OC, P) @ col^T (P, K) (acc: added) */
@@ -153,21 +89,6 @@ static void FN(gemm_dweight)(int own, REAL *dw, const REAL *dy, const REAL *col,
     (void)own;
     (void)bt;
     GEMM(0, 1, OC, K, P, (REAL)1, dy, P, col, P, acc ? (REAL)1 : (REAL)0, dw, K);
-}
-
-/* sum of v[0..n) in double with 8 independent partial sums: one running sum is bound by the
- * add latency (perf: 1/3 of MNIST conv's whole backward), and gcc does not vectorise a
- * float-to-double reduction by itself. A fixed order, so the bits never depend on threads. */
-static double FN(sum_lanes)(const REAL *restrict v, ptrdiff_t n)
-{
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    ptrdiff_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; ++l) acc[l] += (double)v[i + l];
-    double s = 0;
-    for (; i < n; ++i) s += (double)v[i];
-    for (int l = 0; l < 8; ++l) s += acc[l];
-    return s;
 }
 
 void FN(fc_conv2d_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *weight,
@@ -191,8 +112,7 @@ void FN(fc_conv2d_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *
             const REAL *xn = x + n * C * H * W;
             REAL *yn = y + n * OC * P;
             if (!direct) FN(im2col)(col, xn, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
-            FN(weight_gemm)(own && !direct, yn, weight, 0, direct ? xn : col, OC, K, K, P);
-            FN(epilogue)(yn, bias, OC, P, relu);
+            FN(forward_gemm)(own && !direct, yn, weight, direct ? xn : col, bias, relu, OC, K, P);
         }
     }
     fc_blas_threads_end(blas_prev);

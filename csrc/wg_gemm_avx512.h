@@ -39,6 +39,17 @@ static inline __mmask8 wgp_mask_f64(ptrdiff_t w)
     return w >= 8 ? (__mmask8)0xFF : w > 0 ? (__mmask8)((1u << w) - 1) : (__mmask8)0;
 }
 
+/* v where v > 0 or NaN, else +0: the scalar epilogue's ReLU (conv_impl.h), lane by lane. */
+static inline __m512 wgp_relu_f32(__m512 v)
+{
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ), v);
+}
+
+static inline __m512d wgp_relu_f64(__m512d v)
+{
+    return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NLE_UQ), v);
+}
+
 /* dst[k*ldd + i] = src[i*lds + k] for i < rows (<= 16; the other lanes 0), k < kn (<= 16): a
  * 16 x 16 float transpose in registers (four rounds of shuffles). */
 static inline void wgt_transpose_f32(float *restrict dst, ptrdiff_t ldd, const float *restrict src,
@@ -114,6 +125,7 @@ static inline void wgt_transpose_f64(double *restrict dst, ptrdiff_t ldd,
 #define WGG_ADD _mm512_add_ps
 #define WGG_ZERO _mm512_setzero_ps
 #define WGG_TRANSPOSE wgt_transpose_f32
+#define WGG_RELU wgp_relu_f32
 #define WGG(name) name##_f32
 #include "wg_gemm_avx512_impl.h"
 
@@ -129,6 +141,7 @@ static inline void wgt_transpose_f64(double *restrict dst, ptrdiff_t ldd,
 #define WGG_ADD _mm512_add_pd
 #define WGG_ZERO _mm512_setzero_pd
 #define WGG_TRANSPOSE wgt_transpose_f64
+#define WGG_RELU wgp_relu_f64
 #define WGG(name) name##_f64
 #include "wg_gemm_avx512_impl.h"
 

@@ -1,15 +1,17 @@
 /* wg_gemm_avx512_impl.h: the type-generic body of wg_gemm_avx512.h's GEMMs, included by it once
  * per dtype with WGG_REAL, WGG_V (the vector), WGG_L (its lanes), WGG_MASK, the intrinsics
  * WGG_LOAD (masked, zeroing), WGG_STORE (masked), WGG_STOREU, WGG_SET1, WGG_FMA, WGG_ADD,
- * WGG_ZERO, the transposition WGG_TRANSPOSE (an L x L block) and WGG(name) (adds _f32/_f64)
- * defined, which it undefines at the end. No include guard. */
+ * WGG_ZERO, the transposition WGG_TRANSPOSE (an L x L block), WGG_RELU and WGG(name) (adds
+ * _f32/_f64) defined, which it undefines at the end. No include guard. */
 
 /* C[r][0..L*nv) (masked by m0, m1) (+)= sum_k A[r*ar + k*ak] B[k][0..L*nv) for r < rb (added
- * to C when acc); rb, nv, ar, ak and acc are constants after inlining (packed A: ar = 1, ak = rb). */
+ * to C when acc), then + bias[r] (unless bias is NULL) and ReLU (relu); rb, nv, ar, ak and acc
+ * are constants after inlining (packed A: ar = 1, ak = rb). */
 static inline __attribute__((always_inline)) void
 WGG(wgp_kernel)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_REAL *restrict a,
                 const WGG_REAL *restrict b, ptrdiff_t ldb, ptrdiff_t K, const int rb, const int nv,
-                WGG_MASK m0, WGG_MASK m1, const ptrdiff_t ar, const ptrdiff_t ak, const int acc)
+                WGG_MASK m0, WGG_MASK m1, const ptrdiff_t ar, const ptrdiff_t ak, const int acc,
+                const WGG_REAL *bias, int relu)
 {
     WGG_V c0[WGP_R], c1[WGP_R];
     for (int r = 0; r < rb; ++r) c0[r] = c1[r] = WGG_ZERO();
@@ -25,9 +27,20 @@ WGG(wgp_kernel)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_REAL *restrict a,
     /* Zen 4 takes a masked store of a vector several times as long as a plain one: with K as
      * short as im2col's 25 they were a quarter of the kernel's time */
     const int full = (WGG_MASK)~(nv == 2 ? m1 : m0) == 0;
+    /* unrolled whatever its length (with the bias and ReLU GCC stopped unrolling it, and the
+     * accumulators, indexed by a variable, went to the stack: 2x slower) */
+#pragma GCC unroll 16
     for (int r = 0; r < rb; ++r) {
         WGG_REAL *cr = c + r * ldc;
         if (acc) c0[r] = WGG_ADD(WGG_LOAD(m0, cr), c0[r]);
+        if (bias) {
+            c0[r] = WGG_ADD(c0[r], WGG_SET1(bias[r]));
+            if (nv == 2) c1[r] = WGG_ADD(c1[r], WGG_SET1(bias[r]));
+        }
+        if (relu) {
+            c0[r] = WGG_RELU(c0[r]);
+            if (nv == 2) c1[r] = WGG_RELU(c1[r]);
+        }
         if (full) WGG_STOREU(cr, c0[r]);
         else WGG_STORE(cr, m0, c0[r]);
         if (nv == 2) {
@@ -57,7 +70,7 @@ static inline void WGG(wgp_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_
             if (w > WGG_L) {
                 switch (rb) {   /* one unrolled kernel per panel height */
 #define WGP_CASE(R_) \
-    case R_: WGG(wgp_kernel)(cj, ldc, a, bj, ldb, K, R_, 2, m0, m1, 1, R_, 0); break;
+    case R_: WGG(wgp_kernel)(cj, ldc, a, bj, ldb, K, R_, 2, m0, m1, 1, R_, 0, NULL, 0); break;
                     WGP_CASE(12) WGP_CASE(11) WGP_CASE(10) WGP_CASE(9) WGP_CASE(8) WGP_CASE(7)
                     WGP_CASE(6) WGP_CASE(5) WGP_CASE(4) WGP_CASE(3) WGP_CASE(2) WGP_CASE(1)
 #undef WGP_CASE
@@ -65,7 +78,7 @@ static inline void WGG(wgp_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_
             } else {
                 switch (rb) {
 #define WGP_CASE(R_) \
-    case R_: WGG(wgp_kernel)(cj, ldc, a, bj, ldb, K, R_, 1, m0, 0, 1, R_, 0); break;
+    case R_: WGG(wgp_kernel)(cj, ldc, a, bj, ldb, K, R_, 1, m0, 0, 1, R_, 0, NULL, 0); break;
                     WGP_CASE(12) WGP_CASE(11) WGP_CASE(10) WGP_CASE(9) WGP_CASE(8) WGP_CASE(7)
                     WGP_CASE(6) WGP_CASE(5) WGP_CASE(4) WGP_CASE(3) WGP_CASE(2) WGP_CASE(1)
 #undef WGP_CASE
@@ -75,27 +88,31 @@ static inline void WGG(wgp_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_
     }
 }
 
-/* One register block of C (rb rows from c, w <= 2L columns, masks m0, m1) (+)= A B with A's
- * rows ar and its columns ak apart: the kernel unrolled for each panel height, one or two
- * vectors, accumulating or not (b: B, rows ldb apart). Inlined into its callers: as a function
- * of its own GCC kept the accumulators on the stack (wgt_gemm ran 1.9x slower). */
+/* One register block of C (rb rows from c, w <= 2L columns, masks m0, m1) (+)= A B (+ bias,
+ * ReLU: as wgp_kernel) with A's rows ar and its columns ak apart: the kernel unrolled for each
+ * panel height, one or two vectors, accumulating or not (b: B, rows ldb apart). Inlined into its
+ * callers: as a function of its own GCC kept the accumulators on the stack (wgt_gemm ran 1.9x
+ * slower). */
 static inline __attribute__((always_inline)) void
 WGG(wgp_block)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_REAL *restrict a, ptrdiff_t ar,
                ptrdiff_t ak, const WGG_REAL *restrict b, ptrdiff_t ldb, ptrdiff_t K, int rb,
-               ptrdiff_t w, WGG_MASK m0, WGG_MASK m1, int acc)
+               ptrdiff_t w, WGG_MASK m0, WGG_MASK m1, int acc, const WGG_REAL *bias, int relu)
 {
+#define WGB_KERNEL(R_, NV_, M1_, ACC_)                                                        \
+    WGG(wgp_kernel)(c, ldc, a, b, ldb, K, R_, NV_, m0, M1_, ar, ak, ACC_, bias, relu)
 #define WGB_CASE(R_)                                                                          \
     case R_:                                                                                  \
-        if (w > WGG_L && acc) WGG(wgp_kernel)(c, ldc, a, b, ldb, K, R_, 2, m0, m1, ar, ak, 1);\
-        else if (w > WGG_L) WGG(wgp_kernel)(c, ldc, a, b, ldb, K, R_, 2, m0, m1, ar, ak, 0);  \
-        else if (acc) WGG(wgp_kernel)(c, ldc, a, b, ldb, K, R_, 1, m0, 0, ar, ak, 1);         \
-        else WGG(wgp_kernel)(c, ldc, a, b, ldb, K, R_, 1, m0, 0, ar, ak, 0);                  \
+        if (w > WGG_L && acc) WGB_KERNEL(R_, 2, m1, 1);                                       \
+        else if (w > WGG_L) WGB_KERNEL(R_, 2, m1, 0);                                         \
+        else if (acc) WGB_KERNEL(R_, 1, 0, 1);                                                \
+        else WGB_KERNEL(R_, 1, 0, 0);                                                         \
         break;
     switch (rb) {
         WGB_CASE(12) WGB_CASE(11) WGB_CASE(10) WGB_CASE(9) WGB_CASE(8) WGB_CASE(7)
         WGB_CASE(6) WGB_CASE(5) WGB_CASE(4) WGB_CASE(3) WGB_CASE(2) WGB_CASE(1)
     }
 #undef WGB_CASE
+#undef WGB_KERNEL
 }
 
 /* The weight-gradient GEMM of the Winograd planes: C (rows, n), rows ldc apart, (+)= A (rows, K)
@@ -121,21 +138,23 @@ static inline void WGG(wgt_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_
         for (ptrdiff_t p0 = 0; p0 < rows; p0 += WGP_R) {
             const int rb = rows - p0 < WGP_R ? (int)(rows - p0) : WGP_R;
             WGG(wgp_block)(c + p0 * ldc + j, ldc, a + p0 * lda, lda, 1, bt, L2, K, rb, w, m0, m1,
-                           acc);
+                           acc, NULL, 0);
         }
     }
 }
 
-/* C (rows, n), rows ldc apart, (+)= A (rows, K) B (K, n) (acc: added to C), A's element (r, k) at
- * a[r*ar + k*ak] (A or a transposed A, read in place: im2col's small weight matrices) and B's
- * rows ldb apart. Panels outer, so that C is written row segment after row segment, which the
- * prefetchers follow (columns outer, each strip writing 30 rows 4.5 KB apart, MNIST's 30 x 576
- * x 25 ran 1.2x slower); the panels share the rows evenly (25 rows: 9, 8, 8 rather than 12, 12,
- * 1, whose one-row kernel would be load-bound). B should be in cache: it is read by vectors from
- * K rows at once, which the prefetchers do not follow as they do BLAS's packing. */
+/* C (rows, n), rows ldc apart, (+)= A (rows, K) B (K, n) (acc: added to C), then + bias[row]
+ * (bias not NULL) and ReLU (relu), A's element (r, k) at a[r*ar + k*ak] (A or a transposed A,
+ * read in place: im2col's small weight matrices) and B's rows ldb apart. Panels outer, so that
+ * C is written row segment after row segment, which the prefetchers follow (columns outer, each
+ * strip writing 30 rows 4.5 KB apart, MNIST's 30 x 576 x 25 ran 1.2x slower); the panels share
+ * the rows evenly (25 rows: 9, 8, 8 rather than 12, 12, 1, whose one-row kernel would be
+ * load-bound). B should be in cache: it is read by vectors from K rows at once, which the
+ * prefetchers do not follow as they do BLAS's packing. */
 static inline void WGG(wgs_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_REAL *restrict a,
                                  ptrdiff_t ar, ptrdiff_t ak, const WGG_REAL *restrict b,
-                                 ptrdiff_t ldb, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t K, int acc)
+                                 ptrdiff_t ldb, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t K, int acc,
+                                 const WGG_REAL *bias, int relu)
 {
     const ptrdiff_t L = WGG_L, L2 = 2 * WGG_L;
     const ptrdiff_t panels = (rows + WGP_R - 1) / WGP_R;
@@ -145,7 +164,7 @@ static inline void WGG(wgs_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_
             const ptrdiff_t w = n - j < L2 ? n - j : L2;
             const WGG_MASK m0 = WGG(wgp_mask)(w), m1 = WGG(wgp_mask)(w - L);
             WGG(wgp_block)(c + r0 * ldc + j, ldc, a + r0 * ar, ar, ak, b + j, ldb, K,
-                           (int)(r1 - r0), w, m0, m1, acc);
+                           (int)(r1 - r0), w, m0, m1, acc, bias ? bias + r0 : NULL, relu);
         }
     }
 }
@@ -162,4 +181,5 @@ static inline void WGG(wgs_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_
 #undef WGG_ADD
 #undef WGG_ZERO
 #undef WGG_TRANSPOSE
+#undef WGG_RELU
 #undef WGG

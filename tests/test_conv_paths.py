@@ -295,6 +295,27 @@ def test_im2col_own_gemms(case, threads, rng):
         assert_close(g, ref, np.float64)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_im2col_own_gemm_fused_epilogue(threads, rng):
+    """In double the own forward GEMM adds the bias and applies ReLU in its registers (the BLAS
+    path in a pass after): bitwise the same as the unfused forward plus bias then F.relu, NaN
+    and +Inf kept, every negative (and -0) made +0; panels of 1 to 12 rows, and last column
+    blocks of one whole vector (8x9 outputs: 72 = 4 x 16 + 8) and of 15 lanes (7x9: 63)."""
+    for oc, height in ((1, 10), (7, 9), (13, 10), (30, 9)):
+        x = randn(rng, (3, 2, height, 11), np.float64)
+        x[0, 0, 2, 3], x[1, 1, 5, 5] = np.nan, np.inf
+        w, b = np.abs(randn(rng, (oc, 2, 3, 3), np.float64)), randn(rng, oc, np.float64)
+        w[:, 0] *= -1                       # channel 0 pulls outputs negative; channel 1's Inf
+        with num_threads(threads):          # stays +Inf
+            plain = F.conv2d(x, w, None, algorithm="im2col")
+            fused = F.conv2d(x, w, b, relu=True, algorithm="im2col")
+            biased = F.conv2d(x, w, b, algorithm="im2col")
+        np.testing.assert_array_equal(biased, plain + b[None, :, None, None])
+        np.testing.assert_array_equal(fused, F.relu(biased))
+        assert np.isnan(fused).any() and np.isposinf(fused).any()
+        assert not np.signbit(fused[~np.isnan(fused)]).any()
+
+
 def test_im2col_own_gemm_panel_heights(rng):
     """The own GEMMs share a matrix's rows evenly between panels of at most 12: every row count
     from 1 to 26, as output channels (forward) and as K (dx: a 1 x K/2 kernel on 2 channels);
@@ -516,6 +537,25 @@ def test_winograd_every_simd_level(simd, dtype, alg_case, threads, rng):
                                       algorithm=algorithm)
         assert dx is None
         np.testing.assert_array_equal(dw, got[1])
+
+
+def test_im2col_every_simd_level_every_row_length(simd, dtype, rng):
+    """im2col's row copies (csrc/im2col_impl.h: moves of 64, 32, 16, 8 and 4 bytes), its col2im,
+    bias/ReLU epilogue and bias-gradient sums, compiled per instruction set: images 1 to 37 wide
+    with padding 1 copy rows of 0 to 37 elements, every remainder of a float or double vector;
+    stride 2 takes the strided gather."""
+    for width in range(1, 38):
+        x = randn(rng, (2, 2, 3, width), dtype)
+        w = randn(rng, (3, 2, 3, 3), dtype, scale=0.5)
+        b = randn(rng, 3, dtype)
+        for stride in (1, 2):
+            for relu in (False, True):
+                y = F.conv2d(x, w, b, stride=stride, padding=1, relu=relu, algorithm="im2col")
+                assert_close(y, naive.conv2d(x, w, b, stride, 1, relu), dtype)
+            dy = randn(rng, y.shape, dtype)
+            got = F.conv2d_backward(dy, x, w, stride=stride, padding=1, algorithm="im2col")
+            for g, want in zip(got, naive.conv2d_backward(dy, x, w, stride, 1)):
+                assert_close(g, want, dtype)
 
 
 @pytest.mark.parametrize("algorithm,k", [("winograd", 3), ("winograd4", 3), ("winograd", 5)])
