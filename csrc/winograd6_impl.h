@@ -50,6 +50,24 @@
 
 #define WG_MM (WG_M * WG_M)
 
+/* Prefetch the two cache lines from address `at` (an integer or a pointer) plus `plane`
+ * elements: the row the gathers below read next, one channel on. Each channel's rows are a
+ * stream of their own that the hardware prefetchers pick up only after its first misses. In the
+ * input and gradient gathers, against none (float32, alternating processes, 1 | 2 threads):
+ * fwd 0.91 | 0.90 and weight gradient 0.84 | 0.84 on DeepConvNet's 16->16 (28x28), weight
+ * gradient 0.81 | 0.81 on 3->64 (32x32); narrow maps 0.88-0.91 | 0.89-0.91 (64->128 on 16x16,
+ * 32->64 on 14x14, 128->192 on 7x7); AlexNet's 13x13 at batch 8 even. Double, 1 thread (the
+ * scalar gathers): 16->16 fwd 0.93, weight gradient 0.89; 3->64 0.98, 0.92. In the output
+ * transforms (the next channel's rows of y) the forward again 0.90-0.96 | 0.91-0.98; not in the
+ * dx scatters (even). */
+#define WG6_PREFETCH_NEXT(at, plane)                                                          \
+    do {                                                                                      \
+        const uintptr_t nx_ = (uintptr_t)(at) + (uintptr_t)((plane) * (ptrdiff_t)sizeof(REAL)); \
+        __builtin_prefetch((const void *)nx_);                                                \
+        __builtin_prefetch((const void *)(nx_ + 64));                                         \
+    } while (0)
+
+
 /* C (rows, n), rows ldc apart, = A (rows, K) B (K, n), rows ldb apart, for A a plane of the
  * filter transform: in AVX-512 the packed-panel GEMM of wg_gemm_avx512.h (A packed in panels of
  * WGP_R rows), elsewhere BLAS on plain row-major A. WG_GEMM(name): its float or double copy. */
@@ -135,19 +153,6 @@ static void FN(wg6_weight_adjoint)(REAL *restrict dw, const REAL *restrict dU, p
  * left 14x14 images with 4-tile segments: scalar code, twice the time.) */
 
 #if defined(FC_ISA_AVX512) && defined(WG_F32)
-/* Prefetch the two cache lines from address `at` (an integer or a pointer) plus `plane`
- * elements: the row the gathers below read next, one channel on. Each channel's rows are a
- * stream of their own that the hardware prefetchers pick up only after its first misses. In the
- * input and gradient gathers, against none (float32, alternating processes, 1 | 2 threads):
- * fwd 0.91 | 0.90 and weight gradient 0.84 | 0.84 on DeepConvNet's 16->16 (28x28), weight
- * gradient 0.81 | 0.81 on 3->64 (32x32); narrow maps 0.88-0.91 | 0.89-0.91 (64->128 on 16x16,
- * 32->64 on 14x14, 128->192 on 7x7); AlexNet's 13x13 at batch 8 even. */
-#define WG6_PREFETCH_NEXT(at, plane)                                                          \
-    do {                                                                                      \
-        const uintptr_t nx_ = (uintptr_t)(at) + (uintptr_t)((plane) * (ptrdiff_t)sizeof(REAL)); \
-        _mm_prefetch((const char *)nx_, _MM_HINT_T0);                                         \
-        _mm_prefetch((const char *)(nx_ + 64), _MM_HINT_T0);                                  \
-    } while (0)
 
 /* The AVX-512 form of wg6_gather_segment (float): the scalar one stored the 36 cells of a tile
  * one by one, 6 to each of 6 planes: 60% of the input transform, itself ~20% of a DeepConvNet
@@ -365,6 +370,7 @@ static void FN(wg6_gather_segment)(REAL *restrict P, ptrdiff_t Tb, const REAL *r
             continue;
         }
         const REAL *row = xc + ih * W;
+        WG6_PREFETCH_NEXT(row + (iw0 > 0 ? iw0 : 0), H * W);
         for (ptrdiff_t j = 0; j < len; ++j) {
             const ptrdiff_t iw = iw0 + WG_M * j;
             if (j >= jlo && j < jhi) {
@@ -599,6 +605,7 @@ static void FN(wg6_output_narrow_avx512)(REAL *restrict y, const REAL *restrict 
                         v = _mm512_mask_mov_ps(v, high, _mm512_permutex2var_ps(
                                                             o[i][WG_M - 2], idx, o[i][WG_M - 1]));
                     _mm512_mask_storeu_ps(dst + i * OW, cells, v);
+                    WG6_PREFETCH_NEXT(dst + i * OW, OH * OW);
                 }
             }
         }
@@ -794,6 +801,7 @@ static void FN(wg6_output_block)(REAL *restrict y, REAL *restrict rb, const REAL
             for (int i = 0; i < WG_M && WG_M * ti + i < OH; ++i) {
                 REAL *dst = y + ((n * OC + oc) * OH + WG_M * ti + i) * OW + ow0;
                 const REAL *z = o + (i * WG_M) * Tb + q;
+                WG6_PREFETCH_NEXT(dst, OH * OW);
 #if defined(FC_ISA_AVX512) && defined(WG_F32)
                 FN(wg6_row_scatter_avx512)(dst, z, Tb, WG_M * full + rest);
                 continue;
@@ -843,6 +851,7 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
                 WG6_PREFETCH_NEXT(src, OH * OW);
                 continue;
 #endif
+                WG6_PREFETCH_NEXT(src, OH * OW);
                 for (ptrdiff_t j = 0; j < full; ++j)
                     for (int k = 0; k < WG_M; ++k) z[k * Tb + j] = src[WG_M * j + k];
                 if (full < len)
