@@ -44,19 +44,18 @@ static void FN(own_dweight)(REAL *dw, const REAL *dy, const REAL *col, ptrdiff_t
 #define CONV_OWN_DWEIGHT(OC, K) 0
 #endif
 
-/* c (M, P) = op(weight) (M, I) @ b (I, P) for weight (OC, K): backward-data's dcol = weight^T @
- * dy (trans 1, M = K, I = OC) */
-static void FN(weight_gemm)(int own, REAL *c, const REAL *weight, int trans, const REAL *b,
-                            ptrdiff_t M, ptrdiff_t I, ptrdiff_t K, ptrdiff_t P)
+/* backward-data's dcol (K, P) = weight^T (K, OC) @ dy_img (OC, P), weight (OC, K) */
+static void FN(dcol_gemm)(int own, REAL *dcol, const REAL *weight, const REAL *dy, ptrdiff_t OC,
+                          ptrdiff_t K, ptrdiff_t P)
 {
 #if FC_X86_VARIANTS && defined(OWN_GEMM)
     if (own) {
-        FN(own_weight_gemm)(c, weight, trans, b, M, I, K, P, NULL, 0);
+        FN(own_weight_gemm)(dcol, weight, 1, dy, K, OC, K, P, NULL, 0);
         return;
     }
 #endif
     (void)own;
-    GEMM(trans, 0, M, P, I, (REAL)1, weight, K, b, P, (REAL)0, c, P);
+    GEMM(1, 0, K, P, OC, (REAL)1, weight, K, dy, P, (REAL)0, dcol, P);
 }
 
 /* y_img (OC, P) = weight (OC, K) @ col (K, P) + bias, then ReLU: on the own GEMM in its register
@@ -167,7 +166,7 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
             if (dx) {
                 /* dcol (K, P) = weight^T (K, OC) @ dy_n (OC, P); pointwise: dcol is dx_n. */
                 REAL *dxn = dx + n * C * H * W;
-                FN(weight_gemm)(own, direct ? dxn : col, weight, 1, dyn, K, OC, K, P);
+                FN(dcol_gemm)(own, direct ? dxn : col, weight, dyn, OC, K, P);
                 if (!direct) FN(col2im)(dxn, col, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
             }
         }
