@@ -67,7 +67,6 @@
         __builtin_prefetch((const void *)(nx_ + 64));                                         \
     } while (0)
 
-
 /* C (rows, n), rows ldc apart, = A (rows, K) B (K, n), rows ldb apart, for A a plane of the
  * filter transform: in AVX-512 the packed-panel GEMM of wg_gemm_avx512.h (A packed in panels of
  * WGP_R rows), elsewhere BLAS on plain row-major A. WG_GEMM(name): its float or double copy. */
@@ -153,7 +152,6 @@ static void FN(wg6_weight_adjoint)(REAL *restrict dw, const REAL *restrict dU, p
  * left 14x14 images with 4-tile segments: scalar code, twice the time.) */
 
 #if defined(FC_ISA_AVX512) && defined(WG_F32)
-
 /* The AVX-512 form of wg6_gather_segment (float): the scalar one stored the 36 cells of a tile
  * one by one, 6 to each of 6 planes: 60% of the input transform, itself ~20% of a DeepConvNet
  * step (perf, 1 thread).
