@@ -38,7 +38,14 @@ static ptrdiff_t s2d_first(ptrdiff_t lo, ptrdiff_t S, ptrdiff_t b, ptrdiff_t P, 
                 }                                                                               \
                 const REAL *src = xc + r * W + b - PW;                                          \
                 for (ptrdiff_t j = 0; j < j0; ++j) dst[j] = 0;                                  \
-                for (ptrdiff_t j = j0; j < j1; ++j) dst[j] = src[j * SW];                       \
+                /* the study's strides as constants, which GCC vectorises (float, AlexNet    \
+                 * conv1's stride 4: 0.45 of the time per gather) */                            \
+                if (SW == 4)                                                                    \
+                    for (ptrdiff_t j = j0; j < j1; ++j) dst[j] = src[j * 4];                    \
+                else if (SW == 2)                                                               \
+                    for (ptrdiff_t j = j0; j < j1; ++j) dst[j] = src[j * 2];                    \
+                else                                                                            \
+                    for (ptrdiff_t j = j0; j < j1; ++j) dst[j] = src[j * SW];                   \
                 for (ptrdiff_t j = j1; j < W2; ++j) dst[j] = 0;                                 \
             }                                                                                   \
         }                                                                                       \

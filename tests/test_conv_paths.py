@@ -627,6 +627,8 @@ def test_winograd_kernel_sizes_refused(rng):
 # strided shapes for "s2d" (space-to-depth into a stride-1 convolution): (x, weight, stride, pad)
 S2D_CASES = [
     ((2, 3, 27, 27), (5, 3, 11, 11), 4, 0),      # AlexNet conv1 in small: 11x11 stride 4
+    ((1, 2, 9, 75), (3, 2, 5, 5), 4, 1),         # rows of 19 phase columns: the gather's
+    ((1, 2, 7, 70), (3, 2, 3, 3), 2, 1),         # vectorised stride-4 and stride-2 loops
     ((2, 3, 20, 19), (4, 3, 5, 5), 2, 1),        # kernel not a multiple of the stride
     ((1, 2, 9, 11), (3, 2, 3, 3), 2, 2),         # padding 2, odd sizes
     ((2, 3, 15, 16), (4, 3, 7, 7), 3, 3),        # stride 3
