@@ -55,8 +55,9 @@
  * stream of their own that the hardware prefetchers pick up only after its first misses. In the
  * input and gradient gathers, against none (float32, alternating processes, 1 | 2 threads):
  * fwd 0.91 | 0.90 and weight gradient 0.84 | 0.84 on DeepConvNet's 16->16 (28x28), weight
- * gradient 0.81 | 0.81 on 3->64 (32x32); narrow maps 0.88-0.91 | 0.89-0.91 (64->128 on 16x16,
- * 32->64 on 14x14, 128->192 on 7x7); AlexNet's 13x13 at batch 8 even. Double, 1 thread (the
+ * gradient 0.81 | 0.81 on 3->64 (32x32); on narrow maps weight gradient 0.88-0.91 | 0.89-0.91,
+ * fwd 0.92-0.97 (64->128 on 16x16, 32->64 on 14x14, 128->192 on 7x7); AlexNet's 13x13 at
+ * batch 8 even. Double, 1 thread (the
  * scalar gathers): 16->16 fwd 0.93, weight gradient 0.89; 3->64 0.98, 0.92. In the output
  * transforms (the next channel's rows of y) the forward again 0.90-0.96 | 0.91-0.98; not in the
  * dx scatters (even). */
