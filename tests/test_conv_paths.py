@@ -299,8 +299,9 @@ def test_im2col_own_gemms(case, threads, rng):
 def test_im2col_own_gemm_fused_epilogue(threads, rng):
     """In double the own forward GEMM adds the bias and applies ReLU in its registers (the BLAS
     path in a pass after): bitwise the same as the unfused forward plus bias then F.relu, NaN
-    and +Inf kept, every negative (and -0) made +0; panels of 1 to 12 rows, and last column
-    blocks of one whole vector (8x9 outputs: 72 = 4 x 16 + 8) and of 15 lanes (7x9: 63)."""
+    and +Inf kept, every negative (and -0) made +0; panels of 1, 7, 6 and 7, and 10 rows (1, 7,
+    13, 30 output channels), and last column blocks of one whole vector (8x9 outputs: 72 =
+    4 x 16 + 8) and of 15 lanes (7x9: 63)."""
     for oc, height in ((1, 10), (7, 9), (13, 10), (30, 9)):
         x = randn(rng, (3, 2, height, 11), np.float64)
         x[0, 0, 2, 3], x[1, 1, 5, 5] = np.nan, np.inf
