@@ -17,6 +17,10 @@
 #define DIRECT_OCB 8    /* output channels per block of repacked weights */
 #define DIRECT_ROWS 2   /* output rows per forward register tile */
 #define DIRECT_KWB 3    /* kernel taps per backward-weights register tile */
+/* the same for kernel widths that are multiples of 5, where the registers allow (no group of
+ * those reaches past KW, so the frame and the sums need no room for them) */
+#define DIRECT_KWB_WIDE 5
+#define DIRECT_KWB_MAX 5
 #define DIRECT_VL 16    /* at least the lanes of any variant's vector */
 
 /* The padded frame of one image: rows for whole DIRECT_ROWS tiles, columns for whole vectors
@@ -81,15 +85,20 @@ ptrdiff_t fc_conv2d_direct_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrd
 }
 
 /* ---- the per-image kernels, once per dtype and instruction set ------------------------------
- * DIRECT_VB: vector bytes; DIRECT_OCG_FWD/_DW: channels per register tile, so that the tiles
- * fit the register file: 4x2 (forward; 8x2 measured slower) and 8x3 (weights) of AVX-512's 32
- * registers, 4x2 and 4x3 of AVX2's and SSE's 16. float uses 32-byte vectors under AVX-512 too: the same speed on Zen 4
- * and half the waste on the 24- and 28-wide rows of MNIST-sized layers. */
+ * DIRECT_VB: vector bytes; DIRECT_OCG_FWD/_DW/_DW_WIDE: channels per register tile, so that the
+ * tiles fit the register file: 4x2 (forward; 8x2 measured slower), 8x3 and 4x5 (weights) of
+ * AVX-512's 32 registers, 4x2 and 4x3 of AVX2's and SSE's 16 (no 5-tap tile there: 0).
+ * DIRECT_PIN_DY: keep each dy vector in a register (dweight_tile); with 16 registers a tile
+ * already uses them all and GCC's folding the loads into the FMAs is the better choice. float
+ * uses 32-byte vectors under AVX-512 too: the same speed on Zen 4 and half the waste on the 24-
+ * and 28-wide rows of MNIST-sized layers. */
 #if FC_X86_VARIANTS
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
 #define DIRECT_OCG_FWD 4
 #define DIRECT_OCG_DW 8
+#define DIRECT_OCG_DW_WIDE 4
+#define DIRECT_PIN_DY 1
 #define REAL float
 #define DIRECT_IREAL int32_t
 #define DIRECT_VB 32
@@ -110,12 +119,16 @@ ptrdiff_t fc_conv2d_direct_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrd
 #undef KN
 #undef DIRECT_OCG_FWD
 #undef DIRECT_OCG_DW
+#undef DIRECT_OCG_DW_WIDE
+#undef DIRECT_PIN_DY
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define DIRECT_OCG_FWD 4
 #define DIRECT_OCG_DW 4
+#define DIRECT_OCG_DW_WIDE 0
+#define DIRECT_PIN_DY 0
 #define DIRECT_VB 32
 #define REAL float
 #define DIRECT_IREAL int32_t
@@ -134,11 +147,15 @@ ptrdiff_t fc_conv2d_direct_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrd
 #undef DIRECT_VB
 #undef DIRECT_OCG_FWD
 #undef DIRECT_OCG_DW
+#undef DIRECT_OCG_DW_WIDE
+#undef DIRECT_PIN_DY
 #pragma GCC pop_options
 #endif
 
 #define DIRECT_OCG_FWD 4
 #define DIRECT_OCG_DW 4
+#define DIRECT_OCG_DW_WIDE 0
+#define DIRECT_PIN_DY 0
 #define DIRECT_VB 16
 #define REAL float
 #define DIRECT_IREAL int32_t
@@ -157,6 +174,8 @@ ptrdiff_t fc_conv2d_direct_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrd
 #undef DIRECT_VB
 #undef DIRECT_OCG_FWD
 #undef DIRECT_OCG_DW
+#undef DIRECT_OCG_DW_WIDE
+#undef DIRECT_PIN_DY
 
 /* ---- the drivers, once per dtype ------------------------------------------------------------ */
 #define REAL float

@@ -5,7 +5,7 @@
 typedef void (*FN(direct_fwd_fn))(REAL *, const REAL *, const REAL *, const REAL *, int,
                                   ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                   ptrdiff_t, ptrdiff_t);
-typedef void (*FN(direct_dw_fn))(REAL *, REAL *, const REAL *, const REAL *, REAL *,
+typedef void (*FN(direct_dw_fn))(REAL *, REAL *, const REAL *, const REAL *, const REAL *, REAL *,
                                  REAL *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                  ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
@@ -129,8 +129,9 @@ void FN(fc_conv2d_direct_backward_weights)(REAL *dweight, REAL *dbias, REAL *wor
         ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
         for (ptrdiff_t n = n0; n < n1; ++n) {
             FN(direct_pad)(xp, x + n * C * H * W, C, H, W, PH, PW, HP, WP);
-            image(dwp, dbp, dy + n * OC * OH * OW, xp, strip, sm, C, KH, KW, HP, WP, OC, OH,
-                  OW);
+            const REAL *next = n + 1 < n1 ? dy + (n + 1) * OC * OH * OW : NULL;
+            image(dwp, dbp, dy + n * OC * OH * OW, next, xp, strip, sm, C, KH, KW, HP, WP, OC,
+                  OH, OW);
         }
 #pragma omp barrier
         /* partials reduced in thread order, each element by one thread: deterministic */

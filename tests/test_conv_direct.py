@@ -13,7 +13,8 @@ from fastcnn import functional as F
 
 # (x shape, weight shape, padding): few channels (what "auto" sends here), widths around the
 # 16-column tile (8, 15, 16, 17, 33), channel counts around the 8-channel block (1, 5, 8, 9, 30),
-# kernels 1x1 .. 11x11 and non-square, padding 0 .. larger than the kernel
+# kernels 1x1 .. 11x11 and non-square, padding 0 .. larger than the kernel; the weight gradient's
+# tiles of 3 and of 5 taps (kernel widths 5 and 10), dy read in place and copied (32x32 planes)
 CASES = [
     ((2, 1, 28, 28), (30, 1, 5, 5), 0),     # SimpleConvNet's layer: 24 columns = 16 + 8
     ((2, 3, 32, 32), (9, 3, 3, 3), 1),      # CIFAR's first layer, one channel past a block
@@ -25,6 +26,8 @@ CASES = [
     ((1, 2, 4, 4), (4, 2, 3, 3), 4),        # padding wider than the kernel: border rows all 0
     ((1, 5, 1, 9), (7, 5, 1, 3), 0),        # one-row images
     ((2, 1, 7, 1), (2, 1, 3, 1), 1),        # one-column images
+    ((2, 2, 32, 32), (6, 2, 5, 5), 2),      # 32x32 dy planes (copied: 4 KB apart), 5-tap tiles
+    ((3, 2, 12, 21), (13, 2, 3, 10), (1, 0)),   # two 5-tap groups per kernel row
 ]
 IDS = [f"x{c[0]}-w{c[1]}-p{c[2]}".replace(" ", "") for c in CASES]
 
