@@ -192,5 +192,21 @@ void FN(fc_conv2d_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
     fc_blas_threads_end(blas_prev);
 }
 
+/* One image's dx (C, H, W) of a stride-1 layer: dcol (K, P) = weight^T dy_n, then col2im
+ * (pointwise: dcol is dx_n). For direct.c's backward, which calls it from its own loop over
+ * images right after an image's weight gradient, while dy_n is in cache; BLAS must be held to
+ * one thread around that loop (fc_blas_threads_begin). dcol: K*P of scratch. */
+void FN(fc_conv2d_backward_data_image)(REAL *dxn, REAL *dcol, const REAL *dyn,
+                                       const REAL *weight, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                       ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH,
+                                       ptrdiff_t PW)
+{
+    const ptrdiff_t OH = H + 2 * PH - KH + 1, OW = W + 2 * PW - KW + 1;
+    const ptrdiff_t K = C * KH * KW, P = OH * OW;
+    const int direct = is_pointwise(KH, KW, 1, 1, PH, PW);
+    FN(dcol_gemm)(CONV_OWN(K), direct ? dxn : dcol, weight, dyn, OC, K, P);
+    if (!direct) FN(col2im)(dxn, dcol, C, H, W, KH, KW, 1, 1, PH, PW, OH, OW);
+}
+
 #undef CONV_OWN
 #undef CONV_OWN_DWEIGHT

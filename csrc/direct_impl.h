@@ -99,11 +99,12 @@ void FN(fc_conv2d_direct_forward)(REAL *y, REAL *workspace, const REAL *x, const
     }
 }
 
-void FN(fc_conv2d_direct_backward_weights)(REAL *dweight, REAL *dbias, REAL *workspace,
-                                           const REAL *dy, const REAL *x, ptrdiff_t N,
-                                           ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
-                                           ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH,
-                                           ptrdiff_t PW, int n_threads)
+void FN(fc_conv2d_direct_backward_weights)(REAL *dweight, REAL *dbias, REAL *dx,
+                                           REAL *dx_workspace, REAL *workspace,
+                                           const REAL *dy, const REAL *x,
+                                           const REAL *weight, ptrdiff_t N, ptrdiff_t C,
+                                           ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH,
+                                           ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW, int n_threads)
 {
     const ptrdiff_t OH = H + 2 * PH - KH + 1, OW = W + 2 * PW - KW + 1, K = C * KH * KW;
     ptrdiff_t HP, WP;
@@ -117,14 +118,17 @@ void FN(fc_conv2d_direct_backward_weights)(REAL *dweight, REAL *dbias, REAL *wor
     const FN(direct_dw_fn) image = FN(direct_pick_dweight)();
     int nt = fc_clamp_threads(n_threads, N);
     int used = 1;
+    int blas_prev = fc_blas_threads_begin(nt);   /* dx's GEMMs run inside our threads */
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int tid = fc_thread_id(), nth = fc_thread_count();
         if (tid == 0) used = nth;
-        /* partial dW, partial db, the tap sums (vector-aligned), the dy strip, the padded image */
+        /* partial dW, partial db, the tap sums (vector-aligned), the dy strip, the padded image;
+         * dx's column matrix */
         REAL *dwp = workspace + (ptrdiff_t)tid * per;
         REAL *dbp = dwp + OC * K, *sm = FN(direct_align)(dbp + OC);
         REAL *strip = sm + direct_sums(C, KH, KW), *xp = strip + direct_strip(OW);
+        REAL *dcol = dx ? dx_workspace + (ptrdiff_t)tid * K * OH * OW : NULL;
         for (ptrdiff_t i = 0; i < OC * K + OC; ++i) dwp[i] = 0;
         ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
         for (ptrdiff_t n = n0; n < n1; ++n) {
@@ -132,6 +136,9 @@ void FN(fc_conv2d_direct_backward_weights)(REAL *dweight, REAL *dbias, REAL *wor
             const REAL *next = n + 1 < n1 ? dy + (n + 1) * OC * OH * OW : NULL;
             image(dwp, dbp, dy + n * OC * OH * OW, next, xp, strip, sm, C, KH, KW, HP, WP, OC,
                   OH, OW);
+            if (dx)   /* dy_n is in cache now (float64 MNIST: 0.68 of a pass of its own) */
+                FN(fc_conv2d_backward_data_image)(dx + n * C * H * W, dcol, dy + n * OC * OH * OW,
+                                                  weight, C, H, W, OC, KH, KW, PH, PW);
         }
 #pragma omp barrier
         /* partials reduced in thread order, each element by one thread: deterministic */
@@ -142,6 +149,7 @@ void FN(fc_conv2d_direct_backward_weights)(REAL *dweight, REAL *dbias, REAL *wor
             dweight[i] = s;
         }
     }
+    fc_blas_threads_end(blas_prev);
     if (dbias) {
         for (ptrdiff_t oc = 0; oc < OC; ++oc) {
             REAL s = workspace[OC * K + oc];

@@ -176,17 +176,34 @@ void fc_conv2d_direct_backward_data_f64(double *dx, double *workspace, const dou
                                         const double *weight, ptrdiff_t N, ptrdiff_t C,
                                         ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH,
                                         ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW, int n_threads);
-/* dweight (OC, C, KH, KW) overwritten; dbias (OC) or NULL. */
-void fc_conv2d_direct_backward_weights_f32(float *dweight, float *dbias, float *workspace,
-                                           const float *dy, const float *x, ptrdiff_t N,
-                                           ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
-                                           ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH,
-                                           ptrdiff_t PW, int n_threads);
-void fc_conv2d_direct_backward_weights_f64(double *dweight, double *dbias, double *workspace,
-                                           const double *dy, const double *x, ptrdiff_t N,
-                                           ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
-                                           ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH,
-                                           ptrdiff_t PW, int n_threads);
+/* dweight (OC, C, KH, KW) overwritten; dbias (OC) or NULL; dx (N, C, H, W) or NULL: computed
+ * image by image after each image's weight gradient, by im2col's GEMM and col2im
+ * (fc_conv2d_backward_data_image), for layers with too few input channels for the direct dx;
+ * dx_workspace: n_threads * C*KH*KW * OH*OW elements when dx is wanted. */
+void fc_conv2d_direct_backward_weights_f32(float *dweight, float *dbias, float *dx,
+                                           float *dx_workspace, float *workspace,
+                                           const float *dy, const float *x,
+                                           const float *weight, ptrdiff_t N, ptrdiff_t C,
+                                           ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH,
+                                           ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW,
+                                           int n_threads);
+void fc_conv2d_direct_backward_weights_f64(double *dweight, double *dbias, double *dx,
+                                           double *dx_workspace, double *workspace,
+                                           const double *dy, const double *x,
+                                           const double *weight, ptrdiff_t N, ptrdiff_t C,
+                                           ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH,
+                                           ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW,
+                                           int n_threads);
+/* conv.c: one image's dx of a stride-1 layer from dy_n (OC, OH, OW): dcol (scratch, K*OH*OW)
+ * = weight^T dy_n, then col2im; for the loop above. */
+void fc_conv2d_backward_data_image_f32(float *dxn, float *dcol, const float *dyn,
+                                       const float *weight, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                       ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH,
+                                       ptrdiff_t PW);
+void fc_conv2d_backward_data_image_f64(double *dxn, double *dcol, const double *dyn,
+                                       const double *weight, ptrdiff_t C, ptrdiff_t H,
+                                       ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW,
+                                       ptrdiff_t PH, ptrdiff_t PW);
 
 /* ---- ReLU (relu.c) ------------------------------------------------------------------------
  * dx = dy where y > 0, else 0, over n elements; dx may be dy. */

@@ -119,16 +119,20 @@ cdef extern from "fastcnn.h" nogil:
                                             ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t KH,
                                             ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW,
                                             int n_threads)
-    void fc_conv2d_direct_backward_weights_f32(float *dw, float *db, float *ws, const float *dy,
-                                               const float *x, ptrdiff_t N, ptrdiff_t C,
+    void fc_conv2d_direct_backward_weights_f32(float *dw, float *db, float *dx, float *dxws,
+                                               float *ws,
+                                               const float *dy, const float *x,
+                                               const float *w, ptrdiff_t N, ptrdiff_t C,
                                                ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
                                                ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH,
                                                ptrdiff_t PW, int n_threads)
-    void fc_conv2d_direct_backward_weights_f64(double *dw, double *db, double *ws,
-                                               const double *dy, const double *x, ptrdiff_t N,
-                                               ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-                                               ptrdiff_t OC, ptrdiff_t KH, ptrdiff_t KW,
-                                               ptrdiff_t PH, ptrdiff_t PW, int n_threads)
+    void fc_conv2d_direct_backward_weights_f64(double *dw, double *db, double *dx,
+                                               double *dxws, double *ws,
+                                               const double *dy, const double *x,
+                                               const double *w, ptrdiff_t N, ptrdiff_t C,
+                                               ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
+                                               ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH,
+                                               ptrdiff_t PW, int n_threads)
 
     void fc_relu_backward_f32(float *dx, const float *dy, const float *y, ptrdiff_t n,
                               int n_threads)

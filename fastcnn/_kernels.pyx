@@ -233,20 +233,27 @@ def conv2d_direct_backward_data(floating[::1] dx, floating[::1] workspace,      
 
 
 def conv2d_direct_backward_weights(floating[::1] dweight, floating[::1] dbias,  # OUT (dbias: or empty)
+                                   floating[::1] dx, floating[::1] dx_workspace,  # OUT (or empty)
                                    floating[::1] workspace,                      # OUT
                                    const floating[::1] dy, const floating[::1] x,  # IN
+                                   const floating[::1] weight,                   # IN
                                    Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                                    Py_ssize_t OC, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t PH,
                                    Py_ssize_t PW, int n_threads):
+    """dweight, dbias and (unless dx is empty) dx image by image, dx by im2col's GEMM and
+    col2im while each image's dy is in cache; dx_workspace: n_threads*C*KH*KW*OH*OW elements
+    with dx."""
     with nogil:
         if floating is float:
-            fc_conv2d_direct_backward_weights_f32(_ptr(dweight), _ptr(dbias), _ptr(workspace),
-                                                  _cptr(dy), _cptr(x), N, C, H, W, OC, KH, KW,
-                                                  PH, PW, n_threads)
+            fc_conv2d_direct_backward_weights_f32(_ptr(dweight), _ptr(dbias), _ptr(dx),
+                                                  _ptr(dx_workspace), _ptr(workspace), _cptr(dy), _cptr(x),
+                                                  _cptr(weight), N, C, H, W, OC, KH, KW, PH, PW,
+                                                  n_threads)
         else:
-            fc_conv2d_direct_backward_weights_f64(_ptr(dweight), _ptr(dbias), _ptr(workspace),
-                                                  _cptr(dy), _cptr(x), N, C, H, W, OC, KH, KW,
-                                                  PH, PW, n_threads)
+            fc_conv2d_direct_backward_weights_f64(_ptr(dweight), _ptr(dbias), _ptr(dx),
+                                                  _ptr(dx_workspace), _ptr(workspace), _cptr(dy), _cptr(x),
+                                                  _cptr(weight), N, C, H, W, OC, KH, KW, PH, PW,
+                                                  n_threads)
 
 
 def relu_backward(floating[::1] dx, const floating[::1] dy, const floating[::1] y,  # dx: OUT

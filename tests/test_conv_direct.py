@@ -101,6 +101,22 @@ def test_threads(simd, dtype, case, rng):
         assert_close(two, one.astype(np.float64), dtype)
 
 
+@pytest.mark.parametrize("case", [CASES[i] for i in (0, 3, 5, 7, 9, 11)],
+                         ids=[IDS[i] for i in (0, 3, 5, 7, 9, 11)])
+def test_dx_alongside_weights_is_im2col_dx(simd, dtype, case, rng):
+    """Layers with too few channels for the direct dx tiles (1, 2) get dx from im2col's GEMM and
+    col2im, computed image by image inside the weight gradient's loop: bitwise im2col's dx (the
+    same per-image code), at 1 and 2 threads (each image is one thread's)."""
+    x, w, _, padding = _data(rng, (case[0][:0] + (5,) + case[0][1:],) + case[1:], dtype)
+    dy = randn(rng, naive.conv2d(x, w, None, 1, padding).shape, dtype)
+    for n in (1, 2):
+        with num_threads(n):
+            dx = F.conv2d_backward(dy, x, w, padding=padding, algorithm="direct")[0]
+            want = F.conv2d_backward(dy, x, w, padding=padding, algorithm="im2col")[0]
+        np.testing.assert_array_equal(dx, want)
+    assert_close(dx, naive.conv2d_backward(dy, x, w, 1, padding)[0], dtype)
+
+
 def test_variants_agree(dtype, rng):
     """Every instruction-set variant computes the same result to rounding."""
     x, w, b, padding = _data(rng, ((3, 3, 20, 37), (13, 3, 5, 5), 2), dtype)

@@ -438,6 +438,32 @@ def test_auto_direct_layers_backward_choice():
     assert choice(2, 2, 3, 9) == "direct"                 # C*OC < 64: too thin for Winograd
 
 
+@pytest.mark.parametrize("kernel", [5, 10, 3])
+def test_auto_one_channel_backward(simd, dtype, kernel, rng):
+    """"auto" runs a one-channel layer's backward on the direct kernel where its 5-tap tiles run
+    (kernel widths 5 and 10 on AVX-512), dx from im2col's code alongside; elsewhere on im2col.
+    Which one ran shows in the bits: each gradient equals its named algorithm's, and the oracle."""
+    x = randn(rng, (3, 1, 13, 14), dtype)
+    w = randn(rng, (7, 1, kernel, kernel), dtype, scale=0.3)
+    dy = randn(rng, F.conv2d(x, w, None, padding=1).shape, dtype)
+    direct = simd == "avx512" and kernel in (5, 10)
+    assert F._auto_direct_one_channel_backward(1, (kernel, kernel), (1, 1)) == direct
+    assert not F._auto_direct_one_channel_backward(2, (kernel, kernel), (1, 1))
+    assert not F._auto_direct_one_channel_backward(1, (kernel, kernel), (2, 2))
+    want = naive.conv2d_backward(dy, x, w, 1, 1)
+    named = F.conv2d_backward(dy, x, w, padding=1, algorithm="direct" if direct else "im2col")
+    im2col_dx = F.conv2d_backward(dy, x, w, padding=1, algorithm="im2col")[0]
+    for need_dx in (False, True):
+        dx, dw, db = F.conv2d_backward(dy, x, w, padding=1, need_dx=need_dx)
+        np.testing.assert_array_equal(dw, named[1])
+        np.testing.assert_array_equal(db, named[2])
+        if need_dx:
+            np.testing.assert_array_equal(dx, im2col_dx)
+        for g, ref in zip((dx, dw, db), want):
+            if g is not None:
+                assert_close(g, ref, dtype)
+
+
 @pytest.mark.parametrize("kernel", [3, 5, 7])
 def test_auto_direct_layer_dx_matches_naive(dtype, kernel, rng):
     """The RGB layers "auto" runs direct, through the backward routing above (3x3: Winograd),
