@@ -227,9 +227,10 @@ def _winograd_variant(algorithm, KH):
         return 4
     return 25 if KH == 5 else 2
 # "auto" sends stride-1 layers with 2..4 input channels (3: RGB first layers) to "direct"; with
-# one channel im2col's K = KH*KW GEMM is as fast. Its dx kernel needs 3 input channels (the dx
-# tiles hold 4); below, a GEMM-based kernel computes dx alone. (With dx, "auto" runs such layers'
-# whole backward elsewhere: _auto_direct_backward.)
+# one channel im2col's K = KH*KW GEMM is as fast (but for the backward of 5x5 layers:
+# _auto_direct_one_channel_backward). Its dx kernel needs 3 input channels (the dx tiles hold 4);
+# below, a GEMM-based kernel computes dx (im2col's inside the weight gradient's loop). (With dx,
+# "auto" runs the RGB layers' whole backward elsewhere: _auto_direct_backward.)
 _DIRECT_CHANNELS = range(2, 5)
 _DIRECT_DX_MIN_CHANNELS = 3
 
