@@ -88,8 +88,8 @@ ptrdiff_t fc_conv2d_direct_workspace(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrd
  * DIRECT_VB: vector bytes; DIRECT_OCG_FWD/_DW/_DW_WIDE: channels per register tile, so that the
  * tiles fit the register file: 4x2 (forward; 8x2 measured slower), 8x3 and 4x5 (weights) of
  * AVX-512's 32 registers, 4x2 and 4x3 of AVX2's and SSE's 16 (no 5-tap tile there: 0).
- * DIRECT_PIN_DY: keep each dy vector in a register (dweight_tile); with 16 registers a tile
- * already uses them all and GCC's folding the loads into the FMAs is the better choice. float
+ * DIRECT_PIN_DY: keep each dy vector in a register (dweight_tile), under AVX-512: on 16
+ * registers a 4x3 tile and its 3 input vectors fill them, and the pin measured even there. float
  * uses 32-byte vectors under AVX-512 too: the same speed on Zen 4 and half the waste on the 24-
  * and 28-wide rows of MNIST-sized layers. */
 #if FC_X86_VARIANTS
