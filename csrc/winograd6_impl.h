@@ -67,6 +67,15 @@
         __builtin_prefetch((const void *)nx_);                                                \
         __builtin_prefetch((const void *)(nx_ + 64));                                         \
     } while (0)
+/* Every line of the `cells` elements from `at`, one channel on: in double two lines are 16
+ * cells, a quarter of a 56-wide row, and the gradient gather waited on the rest (perf). */
+#define WG6_PREFETCH_SPAN(at, plane, cells)                                                   \
+    do {                                                                                      \
+        const uintptr_t nx_ = (uintptr_t)(at) + (uintptr_t)((plane) * (ptrdiff_t)sizeof(REAL)); \
+        const uintptr_t end_ = nx_ + (uintptr_t)((cells) * (ptrdiff_t)sizeof(REAL));          \
+        for (uintptr_t a_ = nx_ & ~(uintptr_t)63; a_ < end_; a_ += 64)                        \
+            __builtin_prefetch((const void *)a_);                                             \
+    } while (0)
 
 /* C (rows, n), rows ldc apart, = A (rows, K) B (K, n), rows ldb apart, for A a plane of the
  * filter transform: in AVX-512 the packed-panel GEMM of wg_gemm_avx512.h (A packed in panels of
@@ -340,6 +349,8 @@ static void FN(wg6_row_add_avx512)(REAL *restrict dst, ptrdiff_t iw0, ptrdiff_t 
 }
 #undef WG6_LANES
 #undef WG6_GT
+#elif defined(FC_ISA_AVX512)
+#include "winograd6_avx512_f64.h"
 #endif
 
 /* The 36 raw inputs of len tiles of one tile row segment of the plane xc (H, W), inputs starting
@@ -351,7 +362,7 @@ static void FN(wg6_gather_segment)(REAL *restrict P, ptrdiff_t Tb, const REAL *r
                                    ptrdiff_t H, ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t iw0,
                                    ptrdiff_t len)
 {
-#if defined(FC_ISA_AVX512) && defined(WG_F32)
+#if defined(FC_ISA_AVX512)
     FN(wg6_gather_avx512)(P, Tb, xc, H, W, ih0, iw0, len);
     return;
 #endif
@@ -710,7 +721,7 @@ static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL 
             FN(wg6_gather_segment)(P + (t - b0), Tb, x + (n * C + c) * H * W, H, W,
                                    WG_M * ti - PH, WG_M * tj0 - PW, len);
         });
-#if defined(FC_ISA_AVX512) && defined(WG_F32)
+#if defined(FC_ISA_AVX512)
         for (int k = 0; k < 6; ++k) {   /* B^T (d B): column k of every tile into V */
             const REAL *p = P + k * Tb;
             REAL *v = V + k * PV + c * Tb;
@@ -801,7 +812,7 @@ static void FN(wg6_output_block)(REAL *restrict y, REAL *restrict rb, const REAL
                 REAL *dst = y + ((n * OC + oc) * OH + WG_M * ti + i) * OW + ow0;
                 const REAL *z = o + (i * WG_M) * Tb + q;
                 WG6_PREFETCH_NEXT(dst, OH * OW);
-#if defined(FC_ISA_AVX512) && defined(WG_F32)
+#if defined(FC_ISA_AVX512)
                 FN(wg6_row_scatter_avx512)(dst, z, Tb, WG_M * full + rest);
                 continue;
 #endif
@@ -845,9 +856,13 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
                     continue;
                 }
                 const REAL *src = dy + ((n * OC + oc) * OH + WG_M * ti + i) * OW + ow0;
-#if defined(FC_ISA_AVX512) && defined(WG_F32)
+#if defined(FC_ISA_AVX512)
                 FN(wg6_row_gather_avx512)(z, Tb, src, WG_M * full + rest, len);
+#ifdef WG_F32
                 WG6_PREFETCH_NEXT(src, OH * OW);
+#else
+                WG6_PREFETCH_SPAN(src, OH * OW, WG_M * full + rest);
+#endif
                 continue;
 #endif
                 WG6_PREFETCH_NEXT(src, OH * OW);
@@ -937,7 +952,7 @@ static void FN(wg6_scatter_block)(REAL *restrict dx, REAL *restrict rb, const RE
                 const ptrdiff_t ih = ih0 + r;
                 if (ih < 0 || ih >= H) continue;
                 const REAL *z = Z + (r * 6) * Tb + q;   /* cell (r, k) of tile j: z[k*Tb + j] */
-#if defined(FC_ISA_AVX512) && defined(WG_F32)
+#if defined(FC_ISA_AVX512)
                 FN(wg6_row_add_avx512)(xc + ih * W, iw0, W, z, Tb, len);
 #else
                 REAL *row = xc + ih * W;
@@ -1031,6 +1046,37 @@ static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL 
     fc_blas_threads_end(blas_prev);
 }
 
+/* dx's channels [c0, c1) zeroed from (image *zn, row *zr) up to (image n, row r), which moves
+ * (*zn, *zr) on. The backward zeroes rows just before the overlap-add first reaches them, while
+ * they are still in cache (whole images zeroed at their first tile: a double image of 48
+ * channels on 57x57 is 1.2 MB, past L2, and the adds waited on its lines: 38% of the dx
+ * scatter, perf). Tiles go in row order, so the target only moves on. */
+static void FN(wg6_zero_dx_rows)(REAL *restrict dx, ptrdiff_t *zn, ptrdiff_t *zr, ptrdiff_t n,
+                                 ptrdiff_t r, ptrdiff_t C, ptrdiff_t c0, ptrdiff_t c1,
+                                 ptrdiff_t H, ptrdiff_t W)
+{
+    while (*zn < n || (*zn == n && *zr < r)) {
+        const ptrdiff_t end = *zn < n ? H : r;
+        for (ptrdiff_t c = c0; c < c1; ++c)
+            memset(dx + ((*zn * C + c) * H + *zr) * W, 0, (size_t)((end - *zr) * W) * sizeof(REAL));
+        if (*zn < n) {
+            ++*zn;
+            *zr = 0;
+        } else {
+            *zr = end;
+        }
+    }
+}
+
+/* The image of tile t and the row its input tile ends before (clipped to [0, H]). */
+static void FN(wg6_tile_reach)(ptrdiff_t t, ptrdiff_t Timg, ptrdiff_t TW, ptrdiff_t PH,
+                               ptrdiff_t H, ptrdiff_t *n, ptrdiff_t *r)
+{
+    *n = t / Timg;
+    ptrdiff_t end = WG_M * ((t - *n * Timg) / TW) - PH + 6;
+    *r = end < 0 ? 0 : end > H ? H : end;
+}
+
 /* One block's GEMMs of the backward, on rows of the planes: dU rows [g0, g1) (+)= dY^ V^T (beta 0:
  * overwritten) when dU is not NULL, and dV rows [c0, c1) (c0 a multiple of WG6_PACK) = Ut dY^ when
  * dV is not NULL. V, dY^, dV: 36 planes PV, PM, PV apart. dV may be V: its plane xi is
@@ -1119,7 +1165,7 @@ static void FN(wg6_backward_pass)(REAL *dx, REAL *dweight, REAL *dbias, REAL *wo
             fc_split(C, tid, nth, 1, &ci0, &ci1);          /* x's channels to transform */
             fc_split(OC, tid, nth, 1, &g0, &g1);           /* dy's, and the rows of dU */
             fc_split(C, tid, nth, WG6_PACK, &c0, &c1);     /* rows of dV, channels of dx */
-            ptrdiff_t n_zeroed = 0;   /* images [0, n_zeroed) of dx have [c0, c1) zeroed */
+            ptrdiff_t zn = 0, zr = 0;   /* dx's channels [c0, c1) zeroed up to (image, row) */
             for (ptrdiff_t oc = g0; oc < g1; ++oc) db[oc] = 0;
             for (ptrdiff_t b0 = 0; b0 < T; b0 += Tb) {
                 const ptrdiff_t b1 = b0 + Tb < T ? b0 + Tb : T;
@@ -1135,22 +1181,21 @@ static void FN(wg6_backward_pass)(REAL *dx, REAL *dweight, REAL *dbias, REAL *wo
                 FN(wg6_backward_gemms)(dU, dV, Ut, V, dYh, b0 == 0 ? (REAL)0 : (REAL)1, b1 - b0,
                                        Tb, PV, PM, C, OC, g0, g1, c0, c1, rb);
                 if (!dx) continue;
-                for (; n_zeroed * Timg < b1; ++n_zeroed)
-                    memset(dx + (n_zeroed * C + c0) * H * W, 0,
-                           (size_t)((c1 - c0) * H * W) * sizeof(REAL));
+                ptrdiff_t zn_to, zr_to;
+                FN(wg6_tile_reach)(b1 - 1, Timg, TW, PH, H, &zn_to, &zr_to);
+                FN(wg6_zero_dx_rows)(dx, &zn, &zr, zn_to, zr_to, C, c0, c1, H, W);
                 FN(wg6_scatter_block)(dx, rb, dV, PV, b0, b1, Tb, C, c0, c1, H, W, PH, PW, TH,
                                       TW);
             }
-            for (; dx && n_zeroed < N; ++n_zeroed)   /* images with no tiles (empty output) */
-                memset(dx + (n_zeroed * C + c0) * H * W, 0,
-                       (size_t)((c1 - c0) * H * W) * sizeof(REAL));
+            if (dx)   /* images with no tiles (empty output) */
+                FN(wg6_zero_dx_rows)(dx, &zn, &zr, N, 0, C, c0, c1, H, W);
         } else {
             REAL *dWp = mine, *dbp = mine + UC, *V = dbp + OC, *dYh = V + 36 * PV;
             const int by_images = split == WG6_BY_IMAGES;
             const ptrdiff_t n0 = N * tid / nth, n1 = N * (tid + 1) / nth;
             const ptrdiff_t t0 = by_images ? n0 * Timg : T * tid / nth;
             const ptrdiff_t t1 = by_images ? n1 * Timg : T * (tid + 1) / nth;
-            ptrdiff_t n_zeroed = n0;   /* images [n0, n_zeroed) of dx are zeroed */
+            ptrdiff_t zn = n0, zr = 0;   /* dx zeroed up to (image, row) */
             for (ptrdiff_t oc = 0; oc < OC; ++oc) dbp[oc] = 0;
             /* the first block's GEMMs overwrite the partial dU: no 36*OC*C zeroing pass */
             if (dweight && t0 == t1) for (ptrdiff_t i = 0; i < UC; ++i) dWp[i] = 0;
@@ -1165,14 +1210,13 @@ static void FN(wg6_backward_pass)(REAL *dx, REAL *dweight, REAL *dbias, REAL *wo
                                        dYh, b0 == t0 ? (REAL)0 : (REAL)1, b1 - b0, Tb, PV, PM,
                                        C, OC, 0, OC, 0, C, rb);
                 if (!dx) continue;
-                /* dx zeroed image by image just before its first tiles land: still in cache
-                 * for the overlap-add */
-                for (; n_zeroed * Timg < b1; ++n_zeroed)
-                    memset(dx + n_zeroed * C * H * W, 0, (size_t)(C * H * W) * sizeof(REAL));
+                ptrdiff_t zn_to, zr_to;
+                FN(wg6_tile_reach)(b1 - 1, Timg, TW, PH, H, &zn_to, &zr_to);
+                FN(wg6_zero_dx_rows)(dx, &zn, &zr, zn_to, zr_to, C, 0, C, H, W);
                 FN(wg6_scatter_block)(dx, rb, V, PV, b0, b1, Tb, C, 0, C, H, W, PH, PW, TH, TW);
             }
-            for (; dx && n_zeroed < n1; ++n_zeroed)   /* images with no tiles (empty output) */
-                memset(dx + n_zeroed * C * H * W, 0, (size_t)(C * H * W) * sizeof(REAL));
+            if (dx)   /* images with no tiles (empty output) */
+                FN(wg6_zero_dx_rows)(dx, &zn, &zr, n1, 0, C, 0, C, H, W);
         }
 #pragma omp barrier
         /* dw = G^T dU G, the threads' partials summed chunk by chunk as it goes */
@@ -1235,3 +1279,4 @@ static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspa
 #undef WG6_PACK
 #undef WG6_PLANE_GEMM
 #undef WG6_PREFETCH_NEXT
+#undef WG6_PREFETCH_SPAN
