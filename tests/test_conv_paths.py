@@ -705,6 +705,44 @@ def test_s2d_gradients_numerical(case, rng):
     check_gradients(loss, {"x": x, "weight": w, "bias": b}, {"x": dx, "weight": dw, "bias": db})
 
 
+# the space-to-depth cut and its adjoint themselves (s2d.c), against NumPy slicing: widths where
+# the phases' shared columns are empty, one, or most of the row, strides 1-5 (2 and 4: the
+# interleaved loops), padding up to past the stride, frames shorter and longer than x
+S2D_CUTS = [  # (H, W, SH, SW, PH, PW, H2, W2)
+    (9, 75, 4, 4, 1, 1, 19, 19), (9, 75, 4, 4, 0, 3, 18, 20), (7, 70, 2, 2, 1, 1, 36, 36),
+    (5, 9, 2, 2, 2, 2, 4, 4), (6, 7, 3, 3, 3, 3, 5, 5), (4, 5, 1, 5, 0, 4, 4, 2),
+    (8, 3, 2, 4, 1, 2, 5, 2), (5, 6, 2, 4, 0, 5, 3, 1), (10, 33, 4, 4, 0, 0, 2, 8),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("cut", S2D_CUTS, ids=[str(c).replace(" ", "") for c in S2D_CUTS])
+def test_s2d_cut_and_fold_match_numpy(dtype, cut, threads, rng):
+    from fastcnn import _kernels
+    H, W, SH, SW, PH, PW, H2, W2 = cut
+    N, C = 2, 3
+    x = randn(rng, (N, C, H, W), dtype)
+    # the padded frame: x placed at (PH, PW) in zeros of (H2*SH, W2*SW), cropped or extended
+    frame = np.zeros((N, C, max(H2 * SH, H + PH), max(W2 * SW, W + PW)), dtype)
+    frame[:, :, PH:PH + H, PW:PW + W] = x
+    frame = frame[:, :, :H2 * SH, :W2 * SW]
+    want = (frame.reshape(N, C, H2, SH, W2, SW).transpose(0, 1, 3, 5, 2, 4)
+            .reshape(N, C * SH * SW, H2, W2))
+    with num_threads(threads):
+        xs = np.full(N * C * SH * SW * H2 * W2, np.nan, dtype)
+        _kernels.s2d_gather(xs, x.ravel(), N, C, H, W, SH, SW, PH, PW, H2, W2, threads)
+        np.testing.assert_array_equal(xs.reshape(want.shape), want)
+        # the fold: each x cell takes its phase cell, cells outside the frame 0
+        dxs = randn(rng, want.shape, dtype)
+        big = np.zeros((N, C, max(H2 * SH, H + PH), max(W2 * SW, W + PW)), dtype)
+        big[:, :, :H2 * SH, :W2 * SW] = (dxs.reshape(N, C, SH, SW, H2, W2)
+                                         .transpose(0, 1, 4, 2, 5, 3)
+                                         .reshape(N, C, H2 * SH, W2 * SW))
+        dx = np.full(N * C * H * W, np.nan, dtype)
+        _kernels.s2d_scatter(dx, dxs.ravel(), N, C, H, W, SH, SW, PH, PW, H2, W2, threads)
+        np.testing.assert_array_equal(dx.reshape(x.shape), big[:, :, PH:PH + H, PW:PW + W])
+
+
 def test_s2d_alexnet_conv1_float32(rng):
     """AlexNet's conv1 as "auto" runs it (space-to-depth, then F(4x4,3x3) on 48 channels):
     float32 within 1e-5 of float64 im2col (measured 1.3e-6 to 3.3e-6)."""
