@@ -1,11 +1,12 @@
-/* winograd6_avx512_f64.h: the double AVX-512 forms of winograd6_impl.h's row gathers and
- * scatters, the four loops between x, y, dy, dx and the transform planes; included there, in the
- * AVX-512 double copies only (FN, REAL = double, WG_M as there). The float forms (16 lanes) are
- * in winograd6_impl.h; these do the same with 8 lanes of double, so a run of cells spans four
- * registers where the float ones span two. The scalar loops they replace stored or loaded the
- * 36 cells of a tile one by one: in double on AlexNet conv1's space-to-depth layer (48->96 on
- * 57x57, batch 8, 1 thread) they and the passes around them were 27% of the forward+backward
- * (perf), against 55% for the GEMMs, which run at the FMA peak. */
+/* winograd6_avx512_f64.h: the double AVX-512 forms of winograd6_impl.h's tile gathers (the input
+ * transform's and the gradient's), and the double vocabulary its type-generic row scatters run
+ * on; included there, in the AVX-512 double copies only (FN, REAL = double, WG_M as there). The
+ * float gathers (16 lanes) are in winograd6_impl.h; these do the same with 8 lanes of double,
+ * so a run of cells spans four registers where the float ones span two. The scalar loops they
+ * replace stored or loaded the 36 cells of a tile one by one: in double on AlexNet conv1's
+ * space-to-depth layer (48->96 on 57x57, batch 8, 1 thread) those loops and the passes around
+ * them were 27% of the forward+backward (perf), against 55% for the GEMMs, which run at the FMA
+ * peak. */
 
 /* lane j <- M*j, the first cell of tile j of a run */
 #define WG6D_CELL0                                                                            \
@@ -49,9 +50,7 @@ static void FN(wg6_gather_avx512)(REAL *restrict P, ptrdiff_t Tb, const REAL *re
     for (ptrdiff_t j0 = 0; j0 < len; j0 += G) {
         const ptrdiff_t n = len - j0 < G ? len - j0 : G;
         const ptrdiff_t s = iw0 + WG_M * j0;              /* first input column of the run */
-        const ptrdiff_t span = WG_M * (n - 1) + 6;
-        const ptrdiff_t e0 = s < 0 ? -s : 0, e1 = W - s < span ? W - s : span;
-        const uint64_t cells = e1 > e0 ? ((UINT64_C(1) << e1) - 1) & ~((UINT64_C(1) << e0) - 1) : 0;
+        const uint64_t cells = wg6_run_cells(s, WG_M * (n - 1) + 6, W);
         const __mmask8 out = (__mmask8)((1u << n) - 1);
         for (int r = 0; r < 6; ++r) {
             const ptrdiff_t ih = ih0 + r;
@@ -100,11 +99,23 @@ static void FN(wg6_row_gather_avx512)(REAL *restrict z, ptrdiff_t Tb, const REAL
     }
 }
 
-/* For the scatters below: a run of GT = 16/M tiles is 16 cells, whose M planes are two sources
- * (a, b) of 8 lanes: M = 4, [z0 | z1] and [z2 | z3], 4 tiles each; M = 2, z0 and z1, 8 tiles.
- * Cell l (tile l/M, column l%M) is lane (l%M)*GT + l/M of them; cells 8.. are 8/M tiles on. */
-#define WG6D_GT (16 / WG_M)
-static inline __m512i FN(wg6d_cell_source)(void)
+/* The double vocabulary of winograd6_impl.h's row scatters (as the float one there). */
+#define WG6V __m512d
+#define WG6V_LANES 8
+#define WG6V_MASK __mmask8
+#define WG6V_ZERO() _mm512_setzero_pd()
+#define WG6V_ADD(a, b) _mm512_add_pd(a, b)
+#define WG6V_PERM(a, idx, b) _mm512_permutex2var_pd(a, idx, b)
+#define WG6V_LOADZ(m, p) _mm512_maskz_loadu_pd(m, p)
+#define WG6V_STORE(p, m, v) _mm512_mask_storeu_pd(p, m, v)
+#define WG6V_IDX_PLUS(idx, k) _mm512_add_epi64(idx, _mm512_set1_epi64(k))
+#define WG6V_HALF_LOADZ(m, p) _mm256_maskz_loadu_pd(m, p)   /* half a vector */
+#define WG6V_JOIN(lo, hi) _mm512_insertf64x4(_mm512_castpd256_pd512(lo), hi, 1)
+
+/* For the scatters: a run of GT = 16/M tiles is 16 cells, whose M planes are two sources (a, b)
+ * of 8 lanes: M = 4, [z0 | z1] and [z2 | z3], 4 tiles each; M = 2, z0 and z1, 8 tiles. Cell l
+ * (tile l/M, column l%M) is lane (l%M)*GT + l/M of them. */
+static inline __m512i FN(wg6_cell_source)(void)
 {
     const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
     const __m512i column = _mm512_and_epi64(lane, _mm512_set1_epi64(WG_M - 1));
@@ -112,97 +123,4 @@ static inline __m512i FN(wg6d_cell_source)(void)
                             _mm512_srli_epi64(lane, WG_M == 4 ? 2 : 1));
 }
 
-/* The planes' two sources of the tiles `tm` (bit t: tile t of the run) from the integer address
- * `at` (plane 0 of the run's first tile): planes p0.. (M = 4: p0 + 2, p0 + 3 only when `four`,
- * else zero). */
-static inline void FN(wg6d_sources)(__m512d *a, __m512d *b, uintptr_t at, uintptr_t ps, int p0,
-                                    unsigned tm, int four)
-{
-#if WG_M == 4
-    const __mmask8 t = (__mmask8)tm;
-    *a = _mm512_insertf64x4(
-        _mm512_castpd256_pd512(_mm256_maskz_loadu_pd(t, (const void *)(at + p0 * ps))),
-        _mm256_maskz_loadu_pd(t, (const void *)(at + (p0 + 1) * ps)), 1);
-    *b = _mm512_setzero_pd();
-    if (four)
-        *b = _mm512_insertf64x4(
-            _mm512_castpd256_pd512(_mm256_maskz_loadu_pd(t, (const void *)(at + (p0 + 2) * ps))),
-            _mm256_maskz_loadu_pd(t, (const void *)(at + (p0 + 3) * ps)), 1);
-#else
-    (void)four;
-    *a = _mm512_maskz_loadu_pd((__mmask8)tm, (const void *)(at + p0 * ps));
-    *b = _mm512_maskz_loadu_pd((__mmask8)tm, (const void *)(at + (p0 + 1) * ps));
-#endif
-}
-
-/* wg6_output_block's row scatter in double: dst[M*j + k] = z[k*Tb + j] for the cnt cells of one
- * output row segment. */
-static void FN(wg6_row_scatter_avx512)(REAL *restrict dst, const REAL *restrict z, ptrdiff_t Tb,
-                                       ptrdiff_t cnt)
-{
-    const __m512i idx_lo = FN(wg6d_cell_source)();
-    const __m512i idx_hi = _mm512_add_epi64(idx_lo, _mm512_set1_epi64(8 / WG_M));
-    const uintptr_t ps = (uintptr_t)(Tb * (ptrdiff_t)sizeof(REAL));
-    for (ptrdiff_t c0 = 0, j0 = 0; c0 < cnt; c0 += 16, j0 += WG6D_GT) {
-        const ptrdiff_t cells = cnt - c0 < 16 ? cnt - c0 : 16;
-        const ptrdiff_t n = (cells + WG_M - 1) / WG_M;   /* tiles the run touches */
-        const unsigned out = (1u << cells) - 1;
-        __m512d a, b;
-        FN(wg6d_sources)(&a, &b, (uintptr_t)(z + j0), ps, 0, (1u << n) - 1, 1);
-        _mm512_mask_storeu_pd(dst + c0, (__mmask8)(out & 0xFF),
-                              _mm512_permutex2var_pd(a, idx_lo, b));
-        if (cells > 8)
-            _mm512_mask_storeu_pd(dst + c0 + 8, (__mmask8)(out >> 8),
-                                  _mm512_permutex2var_pd(a, idx_hi, b));
-    }
-}
-
-/* wg6_scatter_block's row overlap-add in double: dst[M*j + k] += Z[k][j] (Z: 6 planes Tb apart,
- * z at tile 0), k < 6, for the len tiles of one input row segment; dst is the row at the
- * segment's first column iw0 (negative: padding) of a row of W cells, cells outside [0, W)
- * dropped. A 16-cell run is the sum of the picks (as the scatter's) of the plane groups g = 0,
- * 1, ... (planes g*M .. g*M + M - 1, absent ones zero), group g taken g tiles back. */
-static void FN(wg6_row_add_avx512)(REAL *restrict dst, ptrdiff_t iw0, ptrdiff_t W,
-                                   const REAL *restrict z, ptrdiff_t Tb, ptrdiff_t len)
-{
-    enum { GROUPS = (6 + WG_M - 1) / WG_M };   /* 2 for M=4, 3 for M=2 */
-    const __m512i idx_lo = FN(wg6d_cell_source)();
-    const __m512i idx_hi = _mm512_add_epi64(idx_lo, _mm512_set1_epi64(8 / WG_M));
-    const uintptr_t ps = (uintptr_t)(Tb * (ptrdiff_t)sizeof(REAL));
-    const ptrdiff_t span = WG_M * (len - 1) + 6;
-    /* cells [lo, hi) of the span fall inside the row */
-    const ptrdiff_t lo = iw0 < 0 ? -iw0 : 0, hi = W - iw0 < span ? W - iw0 : span;
-    for (ptrdiff_t c0 = 0, j0 = 0; c0 < span; c0 += 16, j0 += WG6D_GT) {
-        __m512d acc_lo = _mm512_setzero_pd(), acc_hi = _mm512_setzero_pd();
-        for (int g = 0; g < GROUPS; ++g) {
-            /* tiles j0 - g + t, t < GT, that exist */
-            const ptrdiff_t first = j0 - g;
-            const ptrdiff_t t0 = first < 0 ? -first : 0;
-            const ptrdiff_t t1 = len - first < WG6D_GT ? len - first : WG6D_GT;
-            if (t1 <= t0) continue;
-            const unsigned tm = ((1u << t1) - 1) & ~((1u << t0) - 1);
-            __m512d a, b;
-            FN(wg6d_sources)(&a, &b,
-                             (uintptr_t)z + (uintptr_t)(first * (ptrdiff_t)sizeof(REAL)), ps,
-                             WG_M * g, tm, WG_M * g + 4 <= 6);
-            acc_lo = _mm512_add_pd(acc_lo, _mm512_permutex2var_pd(a, idx_lo, b));
-            acc_hi = _mm512_add_pd(acc_hi, _mm512_permutex2var_pd(a, idx_hi, b));
-        }
-        /* cells c0 + l inside [lo, hi) */
-        const ptrdiff_t a0 = lo - c0 < 0 ? 0 : lo - c0 > 16 ? 16 : lo - c0;
-        const ptrdiff_t a1 = hi - c0 < 0 ? 0 : hi - c0 > 16 ? 16 : hi - c0;
-        if (a1 <= a0) continue;
-        const unsigned cells = ((1u << a1) - 1) & ~((1u << a0) - 1);
-        const __mmask8 m_lo = (__mmask8)(cells & 0xFF), m_hi = (__mmask8)(cells >> 8);
-        const uintptr_t d = (uintptr_t)dst + (uintptr_t)((iw0 + c0) * (ptrdiff_t)sizeof(REAL));
-        REAL *d_lo = (REAL *)d, *d_hi = (REAL *)(d + 8 * sizeof(REAL));
-        if (m_lo)
-            _mm512_mask_storeu_pd(d_lo, m_lo, _mm512_add_pd(_mm512_maskz_loadu_pd(m_lo, d_lo),
-                                                            acc_lo));
-        if (m_hi)
-            _mm512_mask_storeu_pd(d_hi, m_hi, _mm512_add_pd(_mm512_maskz_loadu_pd(m_hi, d_hi),
-                                                            acc_hi));
-    }
-}
-#undef WG6D_GT
 #undef WG6D_CELL0

@@ -161,6 +161,18 @@ static void FN(wg6_weight_adjoint)(REAL *restrict dw, const REAL *restrict dU, p
  * compiler vectorises whatever the image width. (Transforming tile row segments directly from x
  * left 14x14 images with 4-tile segments: scalar code, twice the time.) */
 
+#if defined(FC_ISA_AVX512) && !defined(WG6_RUN_CELLS)
+#define WG6_RUN_CELLS
+/* The cells of a run of `span` < 64 input columns from column s that lie inside a row of W:
+ * bit c for column s + c (the AVX-512 gathers' load mask; the others, padding, load as 0). */
+static inline uint64_t wg6_run_cells(ptrdiff_t s, ptrdiff_t span, ptrdiff_t W)
+{
+    const ptrdiff_t e0 = s < 0 ? -s : 0, e1 = W - s < span ? W - s : span;
+    if (e1 <= e0) return 0;
+    return ((UINT64_C(1) << e1) - 1) & ~((UINT64_C(1) << e0) - 1);
+}
+#endif
+
 #if defined(FC_ISA_AVX512) && defined(WG_F32)
 /* The AVX-512 form of wg6_gather_segment (float): the scalar one stored the 36 cells of a tile
  * one by one, 6 to each of 6 planes: 60% of the input transform, itself ~20% of a DeepConvNet
@@ -183,9 +195,7 @@ static void FN(wg6_gather_avx512)(REAL *restrict P, ptrdiff_t Tb, const REAL *re
     for (ptrdiff_t j0 = 0; j0 < len; j0 += G) {
         const ptrdiff_t n = len - j0 < G ? len - j0 : G;
         const ptrdiff_t s = iw0 + WG_M * j0;              /* first input column of the run */
-        const ptrdiff_t span = WG_M * (n - 1) + 6;
-        const ptrdiff_t e0 = s < 0 ? -s : 0, e1 = W - s < span ? W - s : span;
-        const uint64_t cells = e1 > e0 ? ((UINT64_C(1) << e1) - 1) & ~((UINT64_C(1) << e0) - 1) : 0;
+        const uint64_t cells = wg6_run_cells(s, WG_M * (n - 1) + 6, W);
         const __mmask16 out = (__mmask16)((1u << n) - 1);
         for (int r = 0; r < 6; ++r) {
             const ptrdiff_t ih = ih0 + r;
@@ -242,6 +252,20 @@ static void FN(wg6_row_gather_avx512)(REAL *restrict z, ptrdiff_t Tb, const REAL
     }
 }
 
+/* The float vocabulary of the row scatters below (winograd6_avx512_f64.h has the double one):
+ * the vector, its lanes and mask, and the few operations they use. */
+#define WG6V __m512
+#define WG6V_LANES 16
+#define WG6V_MASK __mmask16
+#define WG6V_ZERO() _mm512_setzero_ps()
+#define WG6V_ADD(a, b) _mm512_add_ps(a, b)
+#define WG6V_PERM(a, idx, b) _mm512_permutex2var_ps(a, idx, b)
+#define WG6V_LOADZ(m, p) _mm512_maskz_loadu_ps(m, p)
+#define WG6V_STORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define WG6V_IDX_PLUS(idx, k) _mm512_add_epi32(idx, _mm512_set1_epi32(k))
+#define WG6V_HALF_LOADZ(m, p) _mm256_maskz_loadu_ps(m, p)   /* half a vector */
+#define WG6V_JOIN(lo, hi) _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1)
+
 /* For the scatters below: lane l of a 16-cell output vector is tile l/M, column l%M, which two
  * sources of GT tiles per column (planes side by side) hold at lane (l%M)*GT + l/M. */
 static inline __m512i FN(wg6_cell_source)(void)
@@ -252,105 +276,117 @@ static inline __m512i FN(wg6_cell_source)(void)
                             _mm512_srli_epi32(lane, WG_M == 4 ? 2 : 1));
 }
 
+#undef WG6_LANES
+#undef WG6_GT
+#elif defined(FC_ISA_AVX512)
+#include "winograd6_avx512_f64.h"
+#endif
+
+#if defined(FC_ISA_AVX512)
+/* The row scatters of both dtypes, on the vocabulary above: a run is two vectors of cells, RUN =
+ * 2*LANES (32 floats, 16 doubles), whose GT = RUN/M tiles' planes are two sources a and b
+ * (wg6_sources below); cell l (tile l/M, column l%M) is lane wg6_cell_source()[l] of them, the
+ * second vector's cells LANES/M tiles on. */
+
+/* The two sources of a run's tiles `tm` (bit t: tile t of the run) from the integer address
+ * `at` (plane 0 of the run's first tile), planes ps bytes apart: M = 4, [p0 | p0 + 1] and
+ * [p0 + 2 | p0 + 3] (half a vector of tiles each; the second zero unless `four`), M = 2, p0 and
+ * p0 + 1 (a vector each). Masked-off tiles are not read. */
+static inline void FN(wg6_sources)(WG6V *a, WG6V *b, uintptr_t at, uintptr_t ps, int p0,
+                                   unsigned tm, int four)
+{
+#if WG_M == 4
+    const __mmask8 t = (__mmask8)tm;
+    *a = WG6V_JOIN(WG6V_HALF_LOADZ(t, (const void *)(at + p0 * ps)),
+                   WG6V_HALF_LOADZ(t, (const void *)(at + (p0 + 1) * ps)));
+    *b = WG6V_ZERO();
+    if (four)
+        *b = WG6V_JOIN(WG6V_HALF_LOADZ(t, (const void *)(at + (p0 + 2) * ps)),
+                       WG6V_HALF_LOADZ(t, (const void *)(at + (p0 + 3) * ps)));
+#else
+    (void)four;
+    *a = WG6V_LOADZ((WG6V_MASK)tm, (const void *)(at + p0 * ps));
+    *b = WG6V_LOADZ((WG6V_MASK)tm, (const void *)(at + (p0 + 1) * ps));
+#endif
+}
+
 /* dst[M*j + k] = z[k*Tb + j] for the cnt cells of one output row segment: the AVX-512 form of
- * wg6_output_block's scalar scatter (half of that function, perf). The GT tiles of a run are
- * two sources: M = 4, [z0 | z1] and [z2 | z3], 8 tiles each; M = 2, z0 and z1, 16 each. Cell l
- * (tile l/M, column l%M) is lane (l%M)*GT + l/M of them; the second 16 cells are GT/2 tiles on. */
+ * wg6_output_block's scalar scatter (half of that function, perf). */
 static void FN(wg6_row_scatter_avx512)(REAL *restrict dst, const REAL *restrict z, ptrdiff_t Tb,
                                        ptrdiff_t cnt)
 {
+    enum { RUN = 2 * WG6V_LANES, GT = RUN / WG_M };
     const __m512i idx_lo = FN(wg6_cell_source)();
-    const __m512i idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(16 / WG_M));
-    for (ptrdiff_t c0 = 0, j0 = 0; c0 < cnt; c0 += 32, j0 += WG6_GT) {
-        const ptrdiff_t cells = cnt - c0 < 32 ? cnt - c0 : 32;
+    const __m512i idx_hi = WG6V_IDX_PLUS(idx_lo, WG6V_LANES / WG_M);
+    const uintptr_t ps = (uintptr_t)(Tb * (ptrdiff_t)sizeof(REAL));
+    for (ptrdiff_t c0 = 0, j0 = 0; c0 < cnt; c0 += RUN, j0 += GT) {
+        const ptrdiff_t cells = cnt - c0 < RUN ? cnt - c0 : RUN;
         const ptrdiff_t n = (cells + WG_M - 1) / WG_M;   /* tiles the run touches */
         const uint64_t out = (UINT64_C(1) << cells) - 1;
-        __m512 a, b;
-#if WG_M == 4
-        const __mmask8 t = (__mmask8)((1u << n) - 1);
-        a = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_maskz_loadu_ps(t, z + j0)),
-                               _mm256_maskz_loadu_ps(t, z + Tb + j0), 1);
-        b = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_maskz_loadu_ps(t, z + 2 * Tb + j0)),
-                               _mm256_maskz_loadu_ps(t, z + 3 * Tb + j0), 1);
-#else
-        const __mmask16 t = (__mmask16)((1u << n) - 1);
-        a = _mm512_maskz_loadu_ps(t, z + j0);
-        b = _mm512_maskz_loadu_ps(t, z + Tb + j0);
-#endif
-        _mm512_mask_storeu_ps(dst + c0, (__mmask16)(out & 0xFFFF),
-                              _mm512_permutex2var_ps(a, idx_lo, b));
-        if (cells > 16)
-            _mm512_mask_storeu_ps(dst + c0 + 16, (__mmask16)(out >> 16),
-                                  _mm512_permutex2var_ps(a, idx_hi, b));
+        WG6V a, b;
+        FN(wg6_sources)(&a, &b, (uintptr_t)(z + j0), ps, 0, (1u << n) - 1, 1);
+        WG6V_STORE(dst + c0, (WG6V_MASK)out, WG6V_PERM(a, idx_lo, b));
+        if (cells > WG6V_LANES)
+            WG6V_STORE(dst + c0 + WG6V_LANES, (WG6V_MASK)(out >> WG6V_LANES),
+                       WG6V_PERM(a, idx_hi, b));
     }
 }
 
 /* dst[M*j + k] += Z[k][j] (Z: 6 planes Tb apart, z at tile 0) for the len tiles of one input row
  * segment, k < 6: neighbouring tiles share 6 - M columns, summed here. dst is the row at the
  * segment's first column iw0 (negative: padding) of a row of W cells; cells outside [0, W)
- * are dropped. A 32-cell run is the sum of the permutes (as the scatter's) of the plane groups
- * g = 0, 1, ... (planes g*M .. g*M + M - 1, absent ones zero), group g taken g tiles back. */
+ * are dropped. A run is the sum of the permutes (as the scatter's) of the plane groups g = 0,
+ * 1, ... (planes g*M .. g*M + M - 1, absent ones zero), group g taken g tiles back. */
 static void FN(wg6_row_add_avx512)(REAL *restrict dst, ptrdiff_t iw0, ptrdiff_t W,
                                    const REAL *restrict z, ptrdiff_t Tb, ptrdiff_t len)
 {
-    enum { GROUPS = (6 + WG_M - 1) / WG_M };   /* 2 for M=4, 3 for M=2 */
+    enum { GROUPS = (6 + WG_M - 1) / WG_M, RUN = 2 * WG6V_LANES, GT = RUN / WG_M };
     const __m512i idx_lo = FN(wg6_cell_source)();
-    const __m512i idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(16 / WG_M));
+    const __m512i idx_hi = WG6V_IDX_PLUS(idx_lo, WG6V_LANES / WG_M);
+    const uintptr_t ps = (uintptr_t)(Tb * (ptrdiff_t)sizeof(REAL));
     const ptrdiff_t span = WG_M * (len - 1) + 6;
     /* cells [lo, hi) of the span fall inside the row */
     const ptrdiff_t lo = iw0 < 0 ? -iw0 : 0, hi = W - iw0 < span ? W - iw0 : span;
-    for (ptrdiff_t c0 = 0, j0 = 0; c0 < span; c0 += 32, j0 += WG6_GT) {
-        __m512 acc_lo = _mm512_setzero_ps(), acc_hi = _mm512_setzero_ps();
+    for (ptrdiff_t c0 = 0, j0 = 0; c0 < span; c0 += RUN, j0 += GT) {
+        WG6V acc_lo = WG6V_ZERO(), acc_hi = WG6V_ZERO();
         for (int g = 0; g < GROUPS; ++g) {
             /* tiles j0 - g + t, t < GT, that exist */
             const ptrdiff_t first = j0 - g;
             const ptrdiff_t t0 = first < 0 ? -first : 0;
-            const ptrdiff_t t1 = len - first < WG6_GT ? len - first : WG6_GT;
+            const ptrdiff_t t1 = len - first < GT ? len - first : GT;
             if (t1 <= t0) continue;
             const unsigned tm = ((1u << t1) - 1) & ~((1u << t0) - 1);
-            const uintptr_t at = (uintptr_t)z + (uintptr_t)(first * (ptrdiff_t)sizeof(REAL));
-            const uintptr_t ps = (uintptr_t)(Tb * (ptrdiff_t)sizeof(REAL));
-            __m512 a, b;
-#if WG_M == 4
-            /* group 0: planes 0..3; group 1: planes 4, 5 and two zero planes */
-            const __m256 z0 = _mm256_maskz_loadu_ps((__mmask8)tm, (const void *)(at + 4 * g * ps));
-            const __m256 z1 = _mm256_maskz_loadu_ps((__mmask8)tm,
-                                                    (const void *)(at + (4 * g + 1) * ps));
-            a = _mm512_insertf32x8(_mm512_castps256_ps512(z0), z1, 1);
-            if (g == 0) {
-                const __m256 z2 = _mm256_maskz_loadu_ps((__mmask8)tm, (const void *)(at + 2 * ps));
-                const __m256 z3 = _mm256_maskz_loadu_ps((__mmask8)tm, (const void *)(at + 3 * ps));
-                b = _mm512_insertf32x8(_mm512_castps256_ps512(z2), z3, 1);
-            } else {
-                b = _mm512_setzero_ps();
-            }
-#else
-            a = _mm512_maskz_loadu_ps((__mmask16)tm, (const void *)(at + 2 * g * ps));
-            b = _mm512_maskz_loadu_ps((__mmask16)tm, (const void *)(at + (2 * g + 1) * ps));
-#endif
-            acc_lo = _mm512_add_ps(acc_lo, _mm512_permutex2var_ps(a, idx_lo, b));
-            acc_hi = _mm512_add_ps(acc_hi, _mm512_permutex2var_ps(a, idx_hi, b));
+            WG6V a, b;
+            /* the address as an integer: the run may start before z (masked off, not read) */
+            FN(wg6_sources)(&a, &b,
+                            (uintptr_t)z + (uintptr_t)(first * (ptrdiff_t)sizeof(REAL)), ps,
+                            WG_M * g, tm, WG_M * g + 4 <= 6);
+            acc_lo = WG6V_ADD(acc_lo, WG6V_PERM(a, idx_lo, b));
+            acc_hi = WG6V_ADD(acc_hi, WG6V_PERM(a, idx_hi, b));
         }
         /* cells c0 + l inside [lo, hi) */
-        const ptrdiff_t a0 = lo - c0 < 0 ? 0 : lo - c0 > 32 ? 32 : lo - c0;
-        const ptrdiff_t a1 = hi - c0 < 0 ? 0 : hi - c0 > 32 ? 32 : hi - c0;
+        const ptrdiff_t a0 = lo - c0 < 0 ? 0 : lo - c0 > RUN ? RUN : lo - c0;
+        const ptrdiff_t a1 = hi - c0 < 0 ? 0 : hi - c0 > RUN ? RUN : hi - c0;
         if (a1 <= a0) continue;
         const uint64_t cells = ((UINT64_C(1) << a1) - 1) & ~((UINT64_C(1) << a0) - 1);
-        const __mmask16 m_lo = (__mmask16)(cells & 0xFFFF), m_hi = (__mmask16)(cells >> 16);
+        const WG6V_MASK m_lo = (WG6V_MASK)cells, m_hi = (WG6V_MASK)(cells >> WG6V_LANES);
         const uintptr_t d = (uintptr_t)dst + (uintptr_t)((iw0 + c0) * (ptrdiff_t)sizeof(REAL));
-        REAL *d_lo = (REAL *)d, *d_hi = (REAL *)(d + 16 * sizeof(REAL));
-        if (m_lo)
-            _mm512_mask_storeu_ps(d_lo, m_lo, _mm512_add_ps(_mm512_maskz_loadu_ps(m_lo, d_lo),
-                                                            acc_lo));
-        if (m_hi)
-            _mm512_mask_storeu_ps(d_hi, m_hi, _mm512_add_ps(_mm512_maskz_loadu_ps(m_hi, d_hi),
-                                                            acc_hi));
+        REAL *d_lo = (REAL *)d, *d_hi = (REAL *)(d + WG6V_LANES * sizeof(REAL));
+        if (m_lo) WG6V_STORE(d_lo, m_lo, WG6V_ADD(WG6V_LOADZ(m_lo, d_lo), acc_lo));
+        if (m_hi) WG6V_STORE(d_hi, m_hi, WG6V_ADD(WG6V_LOADZ(m_hi, d_hi), acc_hi));
     }
 }
-#undef WG6_LANES
-#undef WG6_GT
-#elif defined(FC_ISA_AVX512)
-#include "winograd6_avx512_f64.h"
+#undef WG6V
+#undef WG6V_LANES
+#undef WG6V_MASK
+#undef WG6V_ZERO
+#undef WG6V_ADD
+#undef WG6V_PERM
+#undef WG6V_LOADZ
+#undef WG6V_STORE
+#undef WG6V_IDX_PLUS
+#undef WG6V_HALF_LOADZ
+#undef WG6V_JOIN
 #endif
 
 /* The 36 raw inputs of len tiles of one tile row segment of the plane xc (H, W), inputs starting
