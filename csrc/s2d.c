@@ -135,6 +135,10 @@ static void s2d_columns(ptrdiff_t b, ptrdiff_t S, ptrdiff_t P, ptrdiff_t W, ptrd
                               ptrdiff_t W, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,               \
                               ptrdiff_t PW, ptrdiff_t H2, ptrdiff_t W2, int n_threads)             \
     {                                                                                              \
+        if (H2 <= 0) { /* no phase rows, no unit of the walk: every x cell is past the frame */   \
+            for (ptrdiff_t i = 0; i < N * C * H * W; ++i) dx[i] = 0;                               \
+            return;                                                                                \
+        }                                                                                          \
         /* the walk reads dxs only in this direction */                                            \
         s2d_walk_##sfx((REAL *)dxs, dx, N, C, H, W, SH, SW, PH, PW, H2, W2, n_threads, 0);         \
     }
