@@ -11,13 +11,15 @@ static inline __attribute__((always_inline)) void
 WGG(wgp_kernel)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_REAL *restrict a,
                 const WGG_REAL *restrict b, ptrdiff_t ldb, ptrdiff_t K, const int rb, const int nv,
                 WGG_MASK m0, WGG_MASK m1, const ptrdiff_t ar, const ptrdiff_t ak, const int acc,
-                const WGG_REAL *bias, int relu)
+                const WGG_REAL *bias, int relu, const ptrdiff_t *boff)
 {
     WGG_V c0[WGP_R], c1[WGP_R];
+    const WGG_REAL *const base = b;
     for (int r = 0; r < rb; ++r) c0[r] = c1[r] = WGG_ZERO();
     for (ptrdiff_t k = 0; k < K; ++k, a += ak, b += ldb) {
-        const WGG_V b0 = WGG_LOAD(m0, b);
-        const WGG_V b1 = nv == 2 ? WGG_LOAD(m1, b + WGG_L) : b0;
+        const WGG_REAL *bk = boff ? base + boff[k] : b;
+        const WGG_V b0 = WGG_LOAD(m0, bk);
+        const WGG_V b1 = nv == 2 ? WGG_LOAD(m1, bk + WGG_L) : b0;
         for (int r = 0; r < rb; ++r) {
             const WGG_V av = WGG_SET1(a[r * ar]);
             c0[r] = WGG_FMA(av, b0, c0[r]);
@@ -70,7 +72,7 @@ static inline void WGG(wgp_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_
             if (w > WGG_L) {
                 switch (rb) {   /* one unrolled kernel per panel height */
 #define WGP_CASE(R_) \
-    case R_: WGG(wgp_kernel)(cj, ldc, a, bj, ldb, K, R_, 2, m0, m1, 1, R_, 0, NULL, 0); break;
+    case R_: WGG(wgp_kernel)(cj, ldc, a, bj, ldb, K, R_, 2, m0, m1, 1, R_, 0, NULL, 0, NULL); break;
                     WGP_CASE(12) WGP_CASE(11) WGP_CASE(10) WGP_CASE(9) WGP_CASE(8) WGP_CASE(7)
                     WGP_CASE(6) WGP_CASE(5) WGP_CASE(4) WGP_CASE(3) WGP_CASE(2) WGP_CASE(1)
 #undef WGP_CASE
@@ -78,7 +80,7 @@ static inline void WGG(wgp_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_
             } else {
                 switch (rb) {
 #define WGP_CASE(R_) \
-    case R_: WGG(wgp_kernel)(cj, ldc, a, bj, ldb, K, R_, 1, m0, 0, 1, R_, 0, NULL, 0); break;
+    case R_: WGG(wgp_kernel)(cj, ldc, a, bj, ldb, K, R_, 1, m0, 0, 1, R_, 0, NULL, 0, NULL); break;
                     WGP_CASE(12) WGP_CASE(11) WGP_CASE(10) WGP_CASE(9) WGP_CASE(8) WGP_CASE(7)
                     WGP_CASE(6) WGP_CASE(5) WGP_CASE(4) WGP_CASE(3) WGP_CASE(2) WGP_CASE(1)
 #undef WGP_CASE
@@ -96,10 +98,11 @@ static inline void WGG(wgp_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_
 static inline __attribute__((always_inline)) void
 WGG(wgp_block)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_REAL *restrict a, ptrdiff_t ar,
                ptrdiff_t ak, const WGG_REAL *restrict b, ptrdiff_t ldb, ptrdiff_t K, int rb,
-               ptrdiff_t w, WGG_MASK m0, WGG_MASK m1, int acc, const WGG_REAL *bias, int relu)
+               ptrdiff_t w, WGG_MASK m0, WGG_MASK m1, int acc, const WGG_REAL *bias, int relu,
+               const ptrdiff_t *boff)
 {
 #define WGB_KERNEL(R_, NV_, M1_, ACC_)                                                        \
-    WGG(wgp_kernel)(c, ldc, a, b, ldb, K, R_, NV_, m0, M1_, ar, ak, ACC_, bias, relu)
+    WGG(wgp_kernel)(c, ldc, a, b, ldb, K, R_, NV_, m0, M1_, ar, ak, ACC_, bias, relu, boff)
 #define WGB_CASE(R_)                                                                          \
     case R_:                                                                                  \
         if (w > WGG_L && acc) WGB_KERNEL(R_, 2, m1, 1);                                       \
@@ -138,7 +141,7 @@ static inline void WGG(wgt_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_
         for (ptrdiff_t p0 = 0; p0 < rows; p0 += WGP_R) {
             const int rb = rows - p0 < WGP_R ? (int)(rows - p0) : WGP_R;
             WGG(wgp_block)(c + p0 * ldc + j, ldc, a + p0 * lda, lda, 1, bt, L2, K, rb, w, m0, m1,
-                           acc, NULL, 0);
+                           acc, NULL, 0, NULL);
         }
     }
 }
@@ -164,7 +167,33 @@ static inline void WGG(wgs_gemm)(WGG_REAL *restrict c, ptrdiff_t ldc, const WGG_
             const ptrdiff_t w = n - j < L2 ? n - j : L2;
             const WGG_MASK m0 = WGG(wgp_mask)(w), m1 = WGG(wgp_mask)(w - L);
             WGG(wgp_block)(c + r0 * ldc + j, ldc, a + r0 * ar, ar, ak, b + j, ldb, K,
-                           (int)(r1 - r0), w, m0, m1, acc, bias ? bias + r0 : NULL, relu);
+                           (int)(r1 - r0), w, m0, m1, acc, bias ? bias + r0 : NULL, relu, NULL);
+        }
+    }
+}
+
+/* wgs_gemm's forward (C = A B + bias, ReLU) on the column matrix of a stride-1 unpadded
+ * convolution without building it: B[k][oh*OW + ow] = x[boff[k] + oh*W + ow] (boff[k]: the
+ * offset of tap k = (c, kh, kw), c*H*W + kh*W + kw), C (rows, OH*OW) rows ldc apart; output row
+ * by output row, each read from x where the column matrix would have copied it from. */
+static inline void WGG(wgs_gemm_implicit)(WGG_REAL *restrict c, ptrdiff_t ldc,
+                                          const WGG_REAL *restrict a, ptrdiff_t ar, ptrdiff_t ak,
+                                          const WGG_REAL *restrict x, const ptrdiff_t *boff,
+                                          ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t rows,
+                                          ptrdiff_t K, const WGG_REAL *bias, int relu)
+{
+    const ptrdiff_t L = WGG_L, L2 = 2 * WGG_L;
+    const ptrdiff_t panels = (rows + WGP_R - 1) / WGP_R;
+    for (ptrdiff_t p = 0; p < panels; ++p) {
+        const ptrdiff_t r0 = rows * p / panels, r1 = rows * (p + 1) / panels;
+        for (ptrdiff_t oh = 0; oh < OH; ++oh) {
+            for (ptrdiff_t j = 0; j < OW; j += L2) {
+                const ptrdiff_t w = OW - j < L2 ? OW - j : L2;
+                const WGG_MASK m0 = WGG(wgp_mask)(w), m1 = WGG(wgp_mask)(w - L);
+                WGG(wgp_block)(c + r0 * ldc + oh * OW + j, ldc, a + r0 * ar, ar, ak,
+                               x + oh * W + j, 0, K, (int)(r1 - r0), w, m0, m1, 0,
+                               bias ? bias + r0 : NULL, relu, boff);
+            }
         }
     }
 }

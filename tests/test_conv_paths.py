@@ -585,6 +585,27 @@ def test_im2col_every_simd_level_every_row_length(simd, dtype, rng):
                 assert_close(g, want, dtype)
 
 
+# stride-1 unpadded im2col forwards, which the own double GEMM under AVX-512 computes reading
+# the columns from x in place (K = C*KH*KW <= 256): panels of output channels (30: three of 10,
+# 13: 7 + 6), rows one, two and three vectors wide with remainders, several input channels,
+# non-square kernels; and K = 275, past the own GEMM, where im2col copies them
+IMPLICIT_CASES = [((2, 1, 28, 28), (30, 1, 5, 5)), ((2, 3, 11, 13), (25, 3, 3, 3)),
+                  ((1, 2, 9, 40), (13, 2, 4, 2)), ((3, 4, 6, 7), (5, 4, 1, 3)),
+                  ((1, 11, 9, 9), (14, 11, 5, 5))]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", IMPLICIT_CASES, ids=[f"x{c[0]}-w{c[1]}".replace(" ", "")
+                                                      for c in IMPLICIT_CASES])
+def test_im2col_forward_columns_in_place(simd, dtype, case, threads, rng):
+    xs, ws = case
+    x, w, b = randn(rng, xs, dtype), randn(rng, ws, dtype, scale=0.3), randn(rng, ws[0], dtype)
+    with num_threads(threads):
+        for bias, relu in ((b, False), (b, True), (None, False)):
+            y = F.conv2d(x, w, bias, relu=relu, algorithm="im2col")
+            assert_close(y, naive.conv2d(x, w, bias, 1, 0, relu), dtype)
+
+
 @pytest.mark.parametrize("algorithm,k", [("winograd", 3), ("winograd4", 3), ("winograd", 5)])
 def test_winograd_simd_levels_agree(dtype, algorithm, k, rng):
     """On a shape with many blocks of tiles, every level gives the result of the portable one to
