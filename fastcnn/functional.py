@@ -624,13 +624,15 @@ def linear(x, weight, bias=None, out=None):
     return y
 
 
-def linear_backward(dy, x, weight, need_dx=True, need_dbias=True, out=None, grads=None):
+def linear_backward(dy, x, weight, need_dx=True, need_dbias=True, out=None, grads=None,
+                    accumulate=True):
     """Gradients of linear: (dx or None, dweight, dbias or None).
 
     dweight = dy.T @ x, dbias = dy.sum(0), dx = dy @ weight. out: optional buffer for dx.
     grads: optional (dweight, dbias) C-contiguous arrays (a layer's Parameter.grad; dbias None
-    when need_dbias is False) the gradients are added into, without a temporary the size of the
-    weight; they are what is returned then.
+    when need_dbias is False) the gradients are added into (accumulate=False: stored into,
+    whatever they held), without a temporary the size of the weight; they are what is returned
+    then.
     """
     fn = "linear_backward"
     x, weight = _linear_checks(fn, x, weight)
@@ -657,9 +659,12 @@ def linear_backward(dy, x, weight, need_dx=True, need_dbias=True, out=None, grad
         rdx, dweight, dbias = _reference().linear_backward(dy, x, weight, bool(need_dx),
                                                            bool(need_dbias))
         if grads is not None:
-            grads[0][...] += dweight
-            if need_dbias:
-                grads[1][...] += dbias
+            for g, value in ((grads[0], dweight), (grads[1] if need_dbias else None, dbias)):
+                if g is not None:
+                    if accumulate:
+                        g[...] += value
+                    else:
+                        g[...] = value
             dweight, dbias = grads[0], grads[1] if need_dbias else None
         return (_into(out, rdx) if need_dx else None), dweight, dbias
     if grads is None:
@@ -670,7 +675,8 @@ def linear_backward(dy, x, weight, need_dx=True, need_dbias=True, out=None, grad
     empty = np.empty(0, x.dtype)
     _kernels.linear_backward(empty if dx is None else _flat(dx), _flat(dweight),
                              empty if dbias is None else dbias, _flat(dy), _flat(x),
-                             _flat(weight), N, IN, OUT, grads is not None, get_num_threads())
+                             _flat(weight), N, IN, OUT, grads is not None and bool(accumulate),
+                             get_num_threads())
     return dx, dweight, dbias
 
 

@@ -139,7 +139,10 @@ class Optimizer:
 
     def zero_grad(self):
         for p in self.params:
-            p.grad.fill(0)
+            if hasattr(p, "zero_grad"):
+                p.zero_grad()
+            else:   # a duck-typed parameter: a plain .grad array
+                p.grad.fill(0)
 
     def penalty(self):
         """Sum of the hooks' penalties (e.g. ``(lam/2) ||W||^2``) for the logged loss."""

@@ -324,6 +324,93 @@ def test_train_eval_and_zero_grad_recurse(rng):
     assert not any(p.grad.any() for p in net.parameters())
 
 
+def _grad_layers(dtype, rng):
+    """(layer, x) pairs of every layer kind with parameters, in both fully connected regimes
+    (a small batch: the own kernel; a large one: BLAS)."""
+    return [
+        (L.Conv2D(2, 3, 3, padding=1, dtype=dtype, rng=rng), rng.standard_normal((2, 2, 5, 5))),
+        (L.Affine(7, 5, dtype=dtype, rng=rng), rng.standard_normal((3, 7))),
+        (L.Affine(7, 5, dtype=dtype, rng=rng), rng.standard_normal((70, 7))),
+        (L.Affine(7, 5, bias=False, dtype=dtype, rng=rng), rng.standard_normal((3, 7))),
+        (L.BatchNorm2D(2, dtype=dtype), rng.standard_normal((4, 2, 3, 3))),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_zero_grad_then_backward_stores_the_gradient(rng, dtype):
+    """zero_grad() defers its zeros: the next backward stores its gradient instead of adding it
+    (whatever the array held, NaN included), the one after adds, and a read in between sees
+    zeros."""
+    for layer, x in _grad_layers(dtype, rng):
+        x = x.astype(dtype)
+        params = list(layer.parameters())
+        y = layer(x)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        layer.backward(dy)
+        once = [p.grad.copy() for p in params]
+        assert all(np.isfinite(g).all() and g.any() for g in once), layer
+
+        for p in params:
+            p.grad[...] = np.nan
+        layer.zero_grad()
+        layer(x)
+        layer.backward(dy)   # stores: no NaN survives
+        for p, g in zip(params, once):
+            np.testing.assert_array_equal(p.grad, g, err_msg=repr(layer))
+        layer(x)
+        layer.backward(dy)   # adds
+        for p, g in zip(params, once):
+            np.testing.assert_allclose(p.grad, 2 * g, err_msg=repr(layer),
+                                       rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                       atol=1e-5 if dtype == np.float32 else 1e-12)
+
+        for p in params:
+            p.grad[...] = np.nan
+        layer.zero_grad()
+        assert not any(p.grad.any() for p in params)   # read before backward: zeros
+        layer(x)
+        layer.backward(dy)
+        for p, g in zip(params, once):
+            np.testing.assert_array_equal(p.grad, g, err_msg=repr(layer))
+
+
+def test_parameter_grad_assignment():
+    """grad stays one array: an assignment copies into it (shape checked), `+=` adds in place,
+    and either one clears a pending zero_grad."""
+    p = L.Parameter(np.ones((2, 3)), name="w")
+    g = p.grad
+    p.grad = np.full((2, 3), 2.0)
+    assert p.grad is g and (g == 2).all()
+    p.zero_grad()
+    p.grad += 1.0
+    assert p.grad is g and (g == 1).all()
+    p.zero_grad()
+    p.grad = np.full((2, 3), 5.0)
+    assert p.grad is g and (g == 5).all()
+    with pytest.raises(ValueError, match="'w'.*shape"):
+        p.grad = np.zeros((3, 2))
+
+
+def test_zero_grad_of_one_parameter_only(rng):
+    """An Affine whose weight was cleared but not its bias (or the reverse): the cleared one
+    gets the gradient, the other adds it to what it held."""
+    aff = L.Affine(6, 4, dtype=F64, rng=rng)
+    x = rng.standard_normal((3, 6))
+    dy = rng.standard_normal((3, 4))
+    aff(x)
+    aff.backward(dy)
+    gw, gb = aff.weight.grad.copy(), aff.bias.grad.copy()
+    for cleared, kept in ((aff.weight, aff.bias), (aff.bias, aff.weight)):
+        cleared.grad[...] = np.nan
+        cleared.zero_grad()
+        kept.grad[...] = 1.0
+        aff(x)
+        aff.backward(dy)
+        g_cleared, g_kept = (gw, gb) if cleared is aff.weight else (gb, gw)
+        np.testing.assert_allclose(cleared.grad, g_cleared, rtol=1e-12)
+        np.testing.assert_allclose(kept.grad, 1.0 + g_kept, rtol=1e-12)
+
+
 def test_backward_accumulates(rng):
     aff = L.Affine(4, 3, dtype=F64, rng=rng)
     x, dy = rng.standard_normal((2, 4)), rng.standard_normal((2, 3))

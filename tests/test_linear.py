@@ -95,6 +95,26 @@ def test_grads_are_added_into(backend, dtype, shape, rng):
     assert_close(gw, start_w + 2 * ndw, dtype)
 
 
+@pytest.mark.parametrize("shape", [(7, 1000, 301), (64, 150, 100)], ids=["small", "gemm"])
+def test_grads_stored_without_accumulate(backend, dtype, shape, rng):
+    """grads with accumulate=False: the gradients are stored, whatever the arrays held (NaN:
+    never multiplied by a zero beta), with and without dbias."""
+    N, IN, OUT = shape
+    x, w, dy = randn(rng, (N, IN), dtype), randn(rng, (OUT, IN), dtype), randn(rng, (N, OUT), dtype)
+    gw, gb = np.full((OUT, IN), np.nan, dtype), np.full(OUT, np.nan, dtype)
+    dx, dw, db = F.linear_backward(dy, x, w, grads=(gw, gb), accumulate=False)
+    assert dw is gw and db is gb
+    ndx, ndw, ndb = naive_linear_backward(dy, x, w)
+    assert_close(dx, ndx, dtype)
+    assert_close(gw, ndw, dtype)
+    assert_close(gb, ndb, dtype)
+    gw[...] = np.nan
+    _, dw, db = F.linear_backward(dy, x, w, need_dx=False, need_dbias=False, grads=(gw, None),
+                                  accumulate=False)
+    assert db is None
+    assert_close(gw, ndw, dtype)
+
+
 def test_bad_grads(rng):
     x, w, dy = randn(rng, (3, 5), np.float32), randn(rng, (4, 5), np.float32), None
     dy = randn(rng, (3, 4), np.float32)

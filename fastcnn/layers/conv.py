@@ -7,7 +7,7 @@ import numpy as np
 
 from fastcnn import functional as F
 from fastcnn import init
-from fastcnn.layers.base import Layer, check_float_input, conv_output_size, pair
+from fastcnn.layers.base import Layer, check_float_input, conv_output_size, pair, store_grad
 
 __all__ = ["Conv2D"]
 
@@ -77,9 +77,9 @@ class Conv2D(Layer):
             need_dx=self.need_input_grad, need_dbias=self.bias is not None,
             out=self._workspace("dx", self._x.shape, self._x.dtype) if self.need_input_grad
             else None)
-        self.weight.grad += dweight
+        store_grad(self.weight, dweight)
         if self.bias is not None:
-            self.bias.grad += dbias
+            store_grad(self.bias, dbias)
         return dx
 
     def output_shape(self, input_shape):

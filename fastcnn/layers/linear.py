@@ -66,11 +66,20 @@ class Affine(Layer):
                              f"{(x.shape[0], self.out_features)}")
         need_dx = self.need_input_grad
         # the gradients are added into .grad by the kernel: no weight-sized temporary (151 MB
-        # for AlexNet's fc6) to allocate, fill and add
+        # for AlexNet's fc6) to allocate, fill and add; stored there instead when zero_grad()
+        # left them unwritten, which spares the kernel's read of them
+        params = [self.weight] if self.bias is None else [self.weight, self.bias]
+        taken = [p.take_grad() for p in params]
+        overwrite = all(o for _, o in taken)
+        if not overwrite:   # the two disagree (only one was cleared): add into both
+            for g, o in taken:
+                if o:
+                    g.fill(0)
         dx, _, _ = F.linear_backward(
             dy, x, self.weight.data, need_dx=need_dx, need_dbias=self.bias is not None,
             out=self._workspace("dx", x.shape, x.dtype) if need_dx else None,
-            grads=(self.weight.grad, None if self.bias is None else self.bias.grad))
+            grads=(taken[0][0], None if self.bias is None else taken[1][0]),
+            accumulate=not overwrite)
         return dx.reshape(self._x_shape) if need_dx else None
 
     def output_shape(self, input_shape):

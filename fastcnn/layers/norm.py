@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from fastcnn import functional as F
-from fastcnn.layers.base import Layer, check_float_input
+from fastcnn.layers.base import Layer, check_float_input, store_grad
 from fastcnn.layers.conv import float_dtype
 
 __all__ = ["BatchNorm2D", "BatchNorm1D"]
@@ -72,8 +72,8 @@ class _BatchNorm(Layer):
         dx, dgamma, dbeta = F.batch_norm_backward(dy, x, self.weight.data, mean, invstd,
                                                   training=training,
                                                   out=self._workspace("dx", x.shape, x.dtype))
-        self.weight.grad += dgamma
-        self.bias.grad += dbeta
+        store_grad(self.weight, dgamma)
+        store_grad(self.bias, dbeta)
         return dx
 
     def output_shape(self, input_shape):
