@@ -327,10 +327,15 @@ void fc_batch_norm_backward_f64(double *dx, double *dgamma, double *dbeta, const
  * Backward: dweight (OUT, IN) = dy^T @ x, dbias (OUT) = sum_n dy or NULL (both overwritten, or
  * with `accumulate` added to: a Parameter's .grad, without a temporary), dx (N, IN) = dy @ weight,
  * or NULL to skip. */
-void fc_linear_forward_f32(float *y, const float *x, const float *weight, const float *bias,
-                           ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads);
-void fc_linear_forward_f64(double *y, const double *x, const double *weight, const double *bias,
-                           ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads);
+/* Elements of workspace the forward needs (either dtype): the batch transposed for the
+ * small-batch kernel, or 0. */
+ptrdiff_t fc_linear_forward_workspace(ptrdiff_t N, ptrdiff_t IN);
+void fc_linear_forward_f32(float *y, float *workspace, const float *x, const float *weight,
+                           const float *bias, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
+                           int n_threads);
+void fc_linear_forward_f64(double *y, double *workspace, const double *x, const double *weight,
+                           const double *bias, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
+                           int n_threads);
 void fc_linear_backward_f32(float *dx, float *dweight, float *dbias, const float *dy,
                             const float *x, const float *weight, ptrdiff_t N, ptrdiff_t IN,
                             ptrdiff_t OUT, int accumulate, int n_threads);

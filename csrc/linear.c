@@ -2,6 +2,8 @@
  * BLAS GEMM, or for small batches kernels of its own, parallel over feature blocks. The body is
  * in linear_impl.h, instantiated for float and double here; the small-batch kernels in
  * linear_small_impl.h, compiled per instruction set. */
+#include <string.h>
+
 #include "fastcnn.h"
 #include "parallel.h"
 #include "simd.h"
@@ -21,6 +23,15 @@ static int linear_threads(int n_threads, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OU
  * forward 35.6 -> 16.7 ms at 1 thread, 18.4 -> 7.8 at 2; dx 33.6 -> 22.8 (1 thread). Above 16
  * rows the GEMM's arithmetic outweighs the packing. */
 #define LINEAR_SMALL_N 16
+
+/* The small-batch forward reads the batch transposed, (IN, 16) elements per group of 64 bytes
+ * of batch rows (16 float rows, 8 double ones: at most two groups of double rows). */
+#define LINEAR_SMALL_XT 16
+
+ptrdiff_t fc_linear_forward_workspace(ptrdiff_t N, ptrdiff_t IN)
+{
+    return N > 0 && N <= LINEAR_SMALL_N ? LINEAR_SMALL_XT * IN : 0;
+}
 
 #define FC_IMPL "linear_small_impl.h"
 #define FC_SIMD_BODY "dtype_variants.h"

@@ -3,10 +3,12 @@
  * Every output block belongs to one thread (no reduction across threads), and BLAS runs on one
  * thread inside our region: fastcnn, not NumPy's BLAS pool, owns the cores during training. */
 
-void FN(fc_linear_forward)(REAL *y, const REAL *x, const REAL *weight, const REAL *bias,
-                           ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads)
+void FN(fc_linear_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *weight,
+                           const REAL *bias, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
+                           int n_threads)
 {
-    /* x (N, IN)  weight (OUT, IN)  bias (OUT) or NULL  y (N, OUT).
+    /* x (N, IN)  weight (OUT, IN)  bias (OUT) or NULL  y (N, OUT); workspace:
+     * fc_linear_forward_workspace(N, IN) elements (the transposed batch of a small one).
      * Split over output features: each thread reads only its rows of W (for a small batch and
      * a large layer the weight is the traffic), and writes a column block of y. */
     if (N <= 0) return;
@@ -14,10 +16,15 @@ void FN(fc_linear_forward)(REAL *y, const REAL *x, const REAL *weight, const REA
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        ptrdiff_t o0, o1;
+        ptrdiff_t o0, o1, i0, i1;
+        if (N <= LINEAR_SMALL_N) {   /* the threads transpose x together, then each its rows */
+            fc_split(IN, fc_thread_id(), fc_thread_count(), 1, &i0, &i1);
+            SMALL(linear_small_transpose)(workspace, x, N, IN, i0, i1);
+#pragma omp barrier
+        }
         fc_split(OUT, fc_thread_id(), fc_thread_count(), LINEAR_ALIGN, &o0, &o1);
         if (o1 > o0 && N <= LINEAR_SMALL_N) {
-            SMALL(linear_small_forward)(y, x, weight, bias, N, IN, OUT, o0, o1);
+            SMALL(linear_small_forward)(y, workspace, weight, bias, N, IN, OUT, o0, o1);
         } else if (o1 > o0) {
             GEMM(0, 1, N, o1 - o0, IN, (REAL)1, x, IN, weight + o0 * IN, IN, (REAL)0, y + o0,
                  OUT);

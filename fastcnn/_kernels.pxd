@@ -226,10 +226,13 @@ cdef extern from "fastcnn.h" nogil:
                                     const double *save_invstd, ptrdiff_t N, ptrdiff_t C,
                                     ptrdiff_t S, int training, double *work, int n_threads)
 
-    void fc_linear_forward_f32(float *y, const float *x, const float *w, const float *b,
-                               ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads)
-    void fc_linear_forward_f64(double *y, const double *x, const double *w, const double *b,
-                               ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, int n_threads)
+    ptrdiff_t fc_linear_forward_workspace(ptrdiff_t N, ptrdiff_t IN)
+    void fc_linear_forward_f32(float *y, float *ws, const float *x, const float *w,
+                               const float *b, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
+                               int n_threads)
+    void fc_linear_forward_f64(double *y, double *ws, const double *x, const double *w,
+                               const double *b, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
+                               int n_threads)
     void fc_linear_backward_f32(float *dx, float *dw, float *db, const float *dy, const float *x,
                                 const float *w, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
                                 int accumulate, int n_threads)

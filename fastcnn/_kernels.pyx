@@ -439,17 +439,23 @@ def batch_norm_backward(floating[::1] dx, floating[::1] dgamma, floating[::1] db
                                        N, C, S, training, _ptr(work), n_threads)
 
 
-def linear_forward(floating[::1] y,                                            # OUT
+def linear_forward_workspace(Py_ssize_t N, Py_ssize_t IN):
+    return fc_linear_forward_workspace(N, IN)
+
+
+def linear_forward(floating[::1] y, floating[::1] workspace,                   # OUT
                    const floating[::1] x, const floating[::1] weight,          # IN
                    const floating[::1] bias,                                   # IN (empty: none)
                    Py_ssize_t N, Py_ssize_t IN, Py_ssize_t OUT, int n_threads):
+    if workspace.shape[0] < fc_linear_forward_workspace(N, IN):
+        raise ValueError("linear_forward: workspace too small")
     with nogil:
         if floating is float:
-            fc_linear_forward_f32(_ptr(y), _cptr(x), _cptr(weight), _cptr(bias), N, IN, OUT,
-                                  n_threads)
+            fc_linear_forward_f32(_ptr(y), _ptr(workspace), _cptr(x), _cptr(weight),
+                                  _cptr(bias), N, IN, OUT, n_threads)
         else:
-            fc_linear_forward_f64(_ptr(y), _cptr(x), _cptr(weight), _cptr(bias), N, IN, OUT,
-                                  n_threads)
+            fc_linear_forward_f64(_ptr(y), _ptr(workspace), _cptr(x), _cptr(weight),
+                                  _cptr(bias), N, IN, OUT, n_threads)
 
 
 def linear_backward(floating[::1] dx, floating[::1] dweight, floating[::1] dbias,  # OUT (dx, dbias may be empty)

@@ -618,7 +618,8 @@ def linear(x, weight, bias=None, out=None):
     x, weight = _contig(x), _contig(weight)
     if _backend == "reference":
         return _into(out, _reference().linear_forward(x, weight, bias))
-    _kernels.linear_forward(_flat(y), _flat(x), _flat(weight),
+    ws = _workspace(_kernels.linear_forward_workspace(N, IN), x.dtype)
+    _kernels.linear_forward(_flat(y), ws, _flat(x), _flat(weight),
                             np.empty(0, x.dtype) if bias is None else bias, N, IN, OUT,
                             get_num_threads())
     return y
