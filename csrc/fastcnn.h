@@ -336,12 +336,15 @@ void fc_linear_forward_f32(float *y, float *workspace, const float *x, const flo
 void fc_linear_forward_f64(double *y, double *workspace, const double *x, const double *weight,
                            const double *bias, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
                            int n_threads);
-void fc_linear_backward_f32(float *dx, float *dweight, float *dbias, const float *dy,
-                            const float *x, const float *weight, ptrdiff_t N, ptrdiff_t IN,
-                            ptrdiff_t OUT, int accumulate, int n_threads);
-void fc_linear_backward_f64(double *dx, double *dweight, double *dbias, const double *dy,
-                            const double *x, const double *weight, ptrdiff_t N, ptrdiff_t IN,
-                            ptrdiff_t OUT, int accumulate, int n_threads);
+/* Elements of workspace the backward needs (either dtype): dy and dx transposed for a small
+ * batch's dx, or 0. */
+ptrdiff_t fc_linear_backward_workspace(ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT);
+void fc_linear_backward_f32(float *dx, float *dweight, float *dbias, float *workspace,
+                            const float *dy, const float *x, const float *weight, ptrdiff_t N,
+                            ptrdiff_t IN, ptrdiff_t OUT, int accumulate, int n_threads);
+void fc_linear_backward_f64(double *dx, double *dweight, double *dbias, double *workspace,
+                            const double *dy, const double *x, const double *weight, ptrdiff_t N,
+                            ptrdiff_t IN, ptrdiff_t OUT, int accumulate, int n_threads);
 
 /* ---- optimizer updates (optim.c) ----------------------------------------------------------
  * w, m, v, g: n elements each, updated in place (g read only). */

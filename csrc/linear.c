@@ -33,6 +33,12 @@ ptrdiff_t fc_linear_forward_workspace(ptrdiff_t N, ptrdiff_t IN)
     return N > 0 && N <= LINEAR_SMALL_N ? LINEAR_SMALL_XT * IN : 0;
 }
 
+/* The small-batch dx: dy transposed, then dx built transposed (as the forward's x). */
+ptrdiff_t fc_linear_backward_workspace(ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT)
+{
+    return N > 0 && N <= LINEAR_SMALL_N ? LINEAR_SMALL_XT * (OUT + IN) : 0;
+}
+
 #define FC_IMPL "linear_small_impl.h"
 #define FC_SIMD_BODY "dtype_variants.h"
 #include "simd_targets.h"

@@ -40,20 +40,28 @@ void FN(fc_linear_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *
     fc_blas_threads_end(blas_prev);
 }
 
-void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, const REAL *dy, const REAL *x,
-                            const REAL *weight, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
-                            int accumulate, int n_threads)
+void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspace,
+                            const REAL *dy, const REAL *x, const REAL *weight, ptrdiff_t N,
+                            ptrdiff_t IN, ptrdiff_t OUT, int accumulate, int n_threads)
 {
     /* dy (N, OUT)  x (N, IN)  weight (OUT, IN) -> dweight (OUT, IN) = dy^T x,
      * dbias (OUT) = sum_n dy (or NULL), dx (N, IN) = dy W (or NULL); with accumulate, dweight
-     * and dbias are added to.
+     * and dbias are added to. workspace: fc_linear_backward_workspace(N, IN, OUT) elements
+     * when dx is wanted (dy^T, then dx^T, for a small batch).
      * dweight/dbias split over output features, dx over input features: no partial sums. */
     int nt = linear_threads(n_threads, N > 0 ? N : 1, IN, OUT, OUT > IN ? OUT : IN);
+    const int small_dx = dx && N > 0 && N <= LINEAR_SMALL_N;
+    REAL *dyt = workspace, *dxt = small_dx ? workspace + LINEAR_SMALL_XT * OUT : (REAL *)0;
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int tid = fc_thread_id(), nth = fc_thread_count();
         ptrdiff_t o0, o1, i0, i1;
+        if (small_dx) {   /* every thread's dx columns read all of dy^T */
+            fc_split(OUT, tid, nth, 1, &o0, &o1);
+            SMALL(linear_small_transpose)(dyt, dy, N, OUT, o0, o1);
+#pragma omp barrier
+        }
         fc_split(OUT, tid, nth, LINEAR_ALIGN, &o0, &o1);
         if (o1 > o0) {
             if (N > 0 && N <= LINEAR_SMALL_N) {
@@ -78,7 +86,7 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, const REAL *dy
         if (dx && N > 0) {
             fc_split(IN, tid, nth, LINEAR_ALIGN, &i0, &i1);
             if (i1 > i0 && N <= LINEAR_SMALL_N)
-                SMALL(linear_small_backward_data)(dx, dy, weight, N, IN, OUT, i0, i1);
+                SMALL(linear_small_backward_data)(dx, dxt, dyt, weight, N, IN, OUT, i0, i1);
             else if (i1 > i0)
                 GEMM(0, 0, N, i1 - i0, OUT, (REAL)1, dy, OUT, weight + i0, IN, (REAL)0, dx + i0,
                      IN);

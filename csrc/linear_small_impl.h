@@ -79,40 +79,66 @@ static void FN(linear_small_forward)(REAL *y, const REAL *xt, const REAL *weight
         }
     }
 }
-#undef LS_ROWS
-#undef LS_NB
-
-/* dx[n][i] = sum_o dy[n][o] W[o][i] for the columns i in [i0, i1): column chunks whose N rows
- * of dx stay in L1 while every row of W passes its segment through, four W rows per pass. */
-#ifndef LINEAR_SMALL_CHUNK
-#define LINEAR_SMALL_CHUNK 512
-#endif
-static void FN(linear_small_backward_data)(REAL *dx, const REAL *dy, const REAL *weight,
-                                           ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
-                                           ptrdiff_t i0, ptrdiff_t i1)
+/* dx[n][i] = sum_o dy[n][o] W[o][i] for the columns i in [i0, i1), as the forward (and with its
+ * vector type, LS_NB and LS_ROWS): dx^T[i] (the batch's rows along a vector; in L2) gathers the
+ * W rows LS_ROWS at a time, each W element broadcast against dy^T's vectors of those rows (dyt:
+ * linear_small_transpose of dy), then goes back to dx. Along W rows instead (four per pass,
+ * each batch row's dx chunk read and written per pass) fc6's dx ran at ~10 GB/s of W in double. */
+static void FN(linear_small_backward_data)(REAL *dx, REAL *dxt, const REAL *dyt,
+                                           const REAL *weight, ptrdiff_t N, ptrdiff_t IN,
+                                           ptrdiff_t OUT, ptrdiff_t i0, ptrdiff_t i1)
 {
-    for (ptrdiff_t c0 = i0; c0 < i1; c0 += LINEAR_SMALL_CHUNK) {
-        const ptrdiff_t len = i1 - c0 < LINEAR_SMALL_CHUNK ? i1 - c0 : LINEAR_SMALL_CHUNK;
-        for (ptrdiff_t n = 0; n < N; ++n) {
-            REAL *restrict d = dx + n * IN + c0;
-            for (ptrdiff_t i = 0; i < len; ++i) d[i] = 0;
-        }
-        for (ptrdiff_t o = 0; o < OUT; o += 4) {
-            const ptrdiff_t m = OUT - o < 4 ? OUT - o : 4;
-            const REAL *restrict w0 = weight + o * IN + c0;
-            const REAL *restrict w1 = m > 1 ? w0 + IN : w0;
-            const REAL *restrict w2 = m > 2 ? w0 + 2 * IN : w0;
-            const REAL *restrict w3 = m > 3 ? w0 + 3 * IN : w0;
-            for (ptrdiff_t n = 0; n < N; ++n) {
-                const REAL *g = dy + n * OUT + o;
-                const REAL g0 = g[0], g1 = m > 1 ? g[1] : (REAL)0;
-                const REAL g2 = m > 2 ? g[2] : (REAL)0, g3 = m > 3 ? g[3] : (REAL)0;
-                REAL *restrict d = dx + n * IN + c0;
-#pragma omp simd
-                for (ptrdiff_t i = 0; i < len; ++i)
-                    d[i] += g0 * w0[i] + g1 * w1[i] + g2 * w2[i] + g3 * w3[i];
+    typedef FN(ls_vec) V;
+    const int two = N > LS_NB;
+    REAL *restrict s0 = dxt, *restrict s1 = dxt + (two ? IN * LS_NB : 0);
+    const REAL *restrict d0 = dyt, *restrict d1 = dyt + (two ? OUT * LS_NB : 0);
+    for (ptrdiff_t i = i0 * LS_NB; i < i1 * LS_NB; ++i) s0[i] = 0;
+    if (two)
+        for (ptrdiff_t i = i0 * LS_NB; i < i1 * LS_NB; ++i) s1[i] = 0;
+    for (ptrdiff_t o = 0; o < OUT; o += LS_ROWS) {
+        const REAL *restrict w[LS_ROWS];
+        V g[LS_ROWS], h[LS_ROWS];   /* rows past OUT: row o with coefficients 0 */
+        for (int r = 0; r < LS_ROWS; ++r) {
+            const int in = o + r < OUT;
+            w[r] = weight + (in ? o + r : o) * IN;
+            g[r] = h[r] = (V){0};
+            if (in) {
+                memcpy(&g[r], d0 + (o + r) * LS_NB, sizeof g[r]);
+                if (two) memcpy(&h[r], d1 + (o + r) * LS_NB, sizeof h[r]);
             }
         }
+        for (ptrdiff_t i = i0; i < i1; ++i) {
+            /* pairwise sums: one chain of LS_ROWS dependent FMAs per column was latency-bound */
+            V p[LS_ROWS / 2], q[LS_ROWS / 2];
+#pragma GCC unroll 8
+            for (int r = 0; r < LS_ROWS / 2; ++r) {
+                const REAL wa = w[2 * r][i], wb = w[2 * r + 1][i];
+                p[r] = g[2 * r] * wa + g[2 * r + 1] * wb;
+                if (two) q[r] = h[2 * r] * wa + h[2 * r + 1] * wb;
+            }
+            V u;
+            memcpy(&u, s0 + i * LS_NB, sizeof u);
+#if LS_ROWS == 8
+            u += (p[0] + p[1]) + (p[2] + p[3]);
+#else
+            u += p[0] + p[1];
+#endif
+            memcpy(s0 + i * LS_NB, &u, sizeof u);
+            if (two) {
+                memcpy(&u, s1 + i * LS_NB, sizeof u);
+#if LS_ROWS == 8
+                u += (q[0] + q[1]) + (q[2] + q[3]);
+#else
+                u += q[0] + q[1];
+#endif
+                memcpy(s1 + i * LS_NB, &u, sizeof u);
+            }
+        }
+    }
+    for (ptrdiff_t n = 0; n < N; ++n) {
+        const REAL *restrict t = (n < LS_NB ? s0 : s1) + n % LS_NB;
+        REAL *restrict d = dx + n * IN;
+        for (ptrdiff_t i = i0; i < i1; ++i) d[i] = t[i * LS_NB];
     }
 }
 
@@ -161,3 +187,6 @@ static void FN(linear_small_backward_weights)(REAL *dweight, const REAL *dy, con
         }
     }
 }
+
+#undef LS_ROWS
+#undef LS_NB

@@ -233,10 +233,11 @@ cdef extern from "fastcnn.h" nogil:
     void fc_linear_forward_f64(double *y, double *ws, const double *x, const double *w,
                                const double *b, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
                                int n_threads)
-    void fc_linear_backward_f32(float *dx, float *dw, float *db, const float *dy, const float *x,
-                                const float *w, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
-                                int accumulate, int n_threads)
-    void fc_linear_backward_f64(double *dx, double *dw, double *db, const double *dy,
+    ptrdiff_t fc_linear_backward_workspace(ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT)
+    void fc_linear_backward_f32(float *dx, float *dw, float *db, float *ws, const float *dy,
+                                const float *x, const float *w, ptrdiff_t N, ptrdiff_t IN,
+                                ptrdiff_t OUT, int accumulate, int n_threads)
+    void fc_linear_backward_f64(double *dx, double *dw, double *db, double *ws, const double *dy,
                                 const double *x, const double *w, ptrdiff_t N, ptrdiff_t IN,
                                 ptrdiff_t OUT, int accumulate, int n_threads)
 

@@ -458,19 +458,28 @@ def linear_forward(floating[::1] y, floating[::1] workspace,                   #
                                   _cptr(bias), N, IN, OUT, n_threads)
 
 
+def linear_backward_workspace(Py_ssize_t N, Py_ssize_t IN, Py_ssize_t OUT):
+    return fc_linear_backward_workspace(N, IN, OUT)
+
+
 def linear_backward(floating[::1] dx, floating[::1] dweight, floating[::1] dbias,  # OUT (dx, dbias may be empty)
+                    floating[::1] workspace,                                       # scratch
                     const floating[::1] dy, const floating[::1] x,                 # IN
                     const floating[::1] weight,                                    # IN
                     Py_ssize_t N, Py_ssize_t IN, Py_ssize_t OUT, bint accumulate,
                     int n_threads):
     """accumulate: dweight and dbias are added to, not overwritten."""
+    if dx.shape[0] > 0 and workspace.shape[0] < fc_linear_backward_workspace(N, IN, OUT):
+        raise ValueError("linear_backward: workspace too small")
     with nogil:
         if floating is float:
-            fc_linear_backward_f32(_ptr(dx), _ptr(dweight), _ptr(dbias), _cptr(dy), _cptr(x),
-                                   _cptr(weight), N, IN, OUT, accumulate, n_threads)
+            fc_linear_backward_f32(_ptr(dx), _ptr(dweight), _ptr(dbias), _ptr(workspace),
+                                   _cptr(dy), _cptr(x), _cptr(weight), N, IN, OUT, accumulate,
+                                   n_threads)
         else:
-            fc_linear_backward_f64(_ptr(dx), _ptr(dweight), _ptr(dbias), _cptr(dy), _cptr(x),
-                                   _cptr(weight), N, IN, OUT, accumulate, n_threads)
+            fc_linear_backward_f64(_ptr(dx), _ptr(dweight), _ptr(dbias), _ptr(workspace),
+                                   _cptr(dy), _cptr(x), _cptr(weight), N, IN, OUT, accumulate,
+                                   n_threads)
 
 
 def adam_update(floating[::1] w, floating[::1] m, floating[::1] v,            # IN/OUT

@@ -674,8 +674,9 @@ def linear_backward(dy, x, weight, need_dx=True, need_dbias=True, out=None, grad
     else:
         dweight, dbias = grads[0], grads[1] if need_dbias else None
     empty = np.empty(0, x.dtype)
+    ws = _workspace(_kernels.linear_backward_workspace(N, IN, OUT) if need_dx else 0, x.dtype)
     _kernels.linear_backward(empty if dx is None else _flat(dx), _flat(dweight),
-                             empty if dbias is None else dbias, _flat(dy), _flat(x),
+                             empty if dbias is None else dbias, ws, _flat(dy), _flat(x),
                              _flat(weight), N, IN, OUT, grads is not None and bool(accumulate),
                              get_num_threads())
     return dx, dweight, dbias
