@@ -374,6 +374,20 @@ def test_zero_grad_then_backward_stores_the_gradient(rng, dtype):
             np.testing.assert_array_equal(p.grad, g, err_msg=repr(layer))
 
 
+def test_failed_backward_leaves_cleared_gradients_zero(rng):
+    """A backward that raises after taking a cleared gradient (here: dy of the wrong dtype, which
+    the functional call rejects) leaves it reading as zeros, not as the stale values."""
+    aff = L.Affine(5, 3, dtype=F64, rng=rng)
+    x = rng.standard_normal((2, 5))
+    aff(x)
+    aff.backward(rng.standard_normal((2, 3)))
+    aff.zero_grad()
+    aff(x)
+    with pytest.raises((TypeError, ValueError)):
+        aff.backward(rng.standard_normal((2, 3)).astype(np.float32))
+    assert not aff.weight.grad.any() and not aff.bias.grad.any()
+
+
 def test_parameter_grad_assignment():
     """grad stays one array: an assignment copies into it (shape checked), `+=` adds in place,
     and either one clears a pending zero_grad."""

@@ -75,11 +75,17 @@ class Affine(Layer):
             for g, o in taken:
                 if o:
                     g.fill(0)
-        dx, _, _ = F.linear_backward(
-            dy, x, self.weight.data, need_dx=need_dx, need_dbias=self.bias is not None,
-            out=self._workspace("dx", x.shape, x.dtype) if need_dx else None,
-            grads=(taken[0][0], None if self.bias is None else taken[1][0]),
-            accumulate=not overwrite)
+        try:
+            dx, _, _ = F.linear_backward(
+                dy, x, self.weight.data, need_dx=need_dx, need_dbias=self.bias is not None,
+                out=self._workspace("dx", x.shape, x.dtype) if need_dx else None,
+                grads=(taken[0][0], None if self.bias is None else taken[1][0]),
+                accumulate=not overwrite)
+        except BaseException:   # nothing was stored: the cleared gradients still read as zeros
+            if overwrite:
+                for p in params:
+                    p.zero_grad()
+            raise
         return dx.reshape(self._x_shape) if need_dx else None
 
     def output_shape(self, input_shape):
