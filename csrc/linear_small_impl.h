@@ -79,6 +79,20 @@ static void FN(linear_small_forward)(REAL *y, const REAL *xt, const REAL *weight
         }
     }
 }
+
+/* The vector at s += the sum of the LS_ROWS / 2 pair sums p, added as a tree. */
+static inline void FN(ls_add_pairs)(REAL *s, const FN(ls_vec) *p)
+{
+    FN(ls_vec) u;
+    memcpy(&u, s, sizeof u);
+#if LS_ROWS == 8
+    u += (p[0] + p[1]) + (p[2] + p[3]);
+#else
+    u += p[0] + p[1];
+#endif
+    memcpy(s, &u, sizeof u);
+}
+
 /* dx[n][i] = sum_o dy[n][o] W[o][i] for the columns i in [i0, i1), as the forward (and with its
  * vector type, LS_NB and LS_ROWS): dx^T[i] (the batch's rows along a vector; in L2) gathers the
  * W rows LS_ROWS at a time, each W element broadcast against dy^T's vectors of those rows (dyt:
@@ -116,23 +130,8 @@ static void FN(linear_small_backward_data)(REAL *dx, REAL *dxt, const REAL *dyt,
                 p[r] = g[2 * r] * wa + g[2 * r + 1] * wb;
                 if (two) q[r] = h[2 * r] * wa + h[2 * r + 1] * wb;
             }
-            V u;
-            memcpy(&u, s0 + i * LS_NB, sizeof u);
-#if LS_ROWS == 8
-            u += (p[0] + p[1]) + (p[2] + p[3]);
-#else
-            u += p[0] + p[1];
-#endif
-            memcpy(s0 + i * LS_NB, &u, sizeof u);
-            if (two) {
-                memcpy(&u, s1 + i * LS_NB, sizeof u);
-#if LS_ROWS == 8
-                u += (q[0] + q[1]) + (q[2] + q[3]);
-#else
-                u += q[0] + q[1];
-#endif
-                memcpy(s1 + i * LS_NB, &u, sizeof u);
-            }
+            FN(ls_add_pairs)(s0 + i * LS_NB, p);
+            if (two) FN(ls_add_pairs)(s1 + i * LS_NB, q);
         }
     }
     for (ptrdiff_t n = 0; n < N; ++n) {

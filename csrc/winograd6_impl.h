@@ -87,12 +87,26 @@
 #define WG_GEMM(name) name##_f64
 #endif
 #define WG6_PACK WGP_R
-#define WG6_PLANE_GEMM(c, ldc, a, b, ldb, rows, K, n)                                         \
+#define WG6_SPLIT WGP_R
+#define WG6_PLANE_GEMM(c, ldc, a, b, ldb, rows, K, n, split)                                  \
     WG_GEMM(wgp_gemm)(c, ldc, a, b, ldb, rows, K, n)
 #else
+/* BLAS rounds a row by the height of the block it comes in (OpenBLAS's Haswell kernels): where
+ * the threads split the rows (`split`), they split them at multiples of WG6_SPLIT and each call
+ * covers at most that many rows, so every row meets the same call whatever the thread count
+ * (wgp_gemm sums each row in the same order however the rows are split). Only there: repacking
+ * B per 32 rows made 384->384 (13x13, batch 8) 1.3x slower. */
 #define WG6_PACK 1
-#define WG6_PLANE_GEMM(c, ldc, a, b, ldb, rows, K, n)                                         \
-    GEMM(0, 0, rows, n, K, (REAL)1, a, K, b, ldb, (REAL)0, c, ldc)
+#define WG6_SPLIT 32
+#define WG6_PLANE_GEMM(c, ldc, a, b, ldb, rows, K, n, split)                                  \
+    do {                                                                                      \
+        const ptrdiff_t step_ = (split) ? WG6_SPLIT : (rows);                                 \
+        for (ptrdiff_t r0_ = 0; r0_ < (rows); r0_ += step_) {                                 \
+            const ptrdiff_t m_ = (rows) - r0_ < step_ ? (rows) - r0_ : step_;                 \
+            GEMM(0, 0, m_, n, K, (REAL)1, (a) + r0_ * (K), K, b, ldb, (REAL)0,                \
+                 (c) + r0_ * (ldc), ldc);                                                     \
+        }                                                                                     \
+    } while (0)
 #endif
 
 /* The 36 planes U[xi] = (G g G^T)[xi] of the filters g = w[oc][c] of w (OC, C, R, R), each plane
@@ -1007,19 +1021,20 @@ static void FN(wg6_scatter_block)(REAL *restrict dx, REAL *restrict rb, const RE
     }
 }
 
-/* The forward of channels [o0, o1) (a multiple of WG6_PACK from o0) of the tiles [b0, b1) on all
- * the block's planes V (36 planes PV apart of (C, Tb)): products into Mt, then y. */
+/* The forward of channels [o0, o1) (a multiple of WG6_SPLIT from o0) of the tiles [b0, b1) on all
+ * the block's planes V (36 planes PV apart of (C, Tb)): products into Mt, then y; rows_split: the
+ * threads split the channels (WG6_PLANE_GEMM). */
 static void FN(wg6_forward_block)(REAL *y, REAL *restrict Mt, REAL *restrict rb,
                                   const REAL *restrict U, const REAL *restrict V, const REAL *bias,
                                   int relu, ptrdiff_t b0, ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t PV,
                                   ptrdiff_t PM, ptrdiff_t C, ptrdiff_t OC, ptrdiff_t o0,
                                   ptrdiff_t o1, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t TH,
-                                  ptrdiff_t TW)
+                                  ptrdiff_t TW, int rows_split)
 {
     if (o1 <= o0) return;
     for (int xi = 0; xi < 36; ++xi)
         WG6_PLANE_GEMM(Mt + xi * PM + o0 * Tb, Tb, U + xi * OC * C + o0 * C, V + xi * PV, Tb,
-                       o1 - o0, C, b1 - b0);
+                       o1 - o0, C, b1 - b0, rows_split);
     FN(wg6_output_block)(y, rb, Mt, PM, bias, relu, b0, b1, Tb, OC, o0, o1, OH, OW, TH, TW);
 }
 
@@ -1058,7 +1073,7 @@ static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL 
         if (by_channels) {
             ptrdiff_t c0, c1, o0, o1;
             fc_split(C, tid, nth, 1, &c0, &c1);
-            fc_split(OC, tid, nth, WG6_PACK, &o0, &o1);
+            fc_split(OC, tid, nth, WG6_SPLIT, &o0, &o1);
             for (ptrdiff_t b0 = 0; b0 < T; b0 += Tb) {
                 const ptrdiff_t b1 = b0 + Tb < T ? b0 + Tb : T;
                 if (b0 > 0) {
@@ -1067,7 +1082,7 @@ static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL 
                 FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, c0, c1, H, W, PH, PW, TH, TW);
 #pragma omp barrier
                 FN(wg6_forward_block)(y, Mt, rb, U, V, bias, relu, b0, b1, Tb, PV, PM, C, OC, o0,
-                                      o1, OH, OW, TH, TW);
+                                      o1, OH, OW, TH, TW, 1);
             }
         } else {
             const ptrdiff_t t0 = T * tid / nth, t1 = T * (tid + 1) / nth;
@@ -1075,7 +1090,7 @@ static void FN(wg6_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL 
                 const ptrdiff_t b1 = b0 + Tb < t1 ? b0 + Tb : t1;
                 FN(wg6_input_block)(V, rb, x, b0, b1, Tb, PV, C, 0, C, H, W, PH, PW, TH, TW);
                 FN(wg6_forward_block)(y, Mt, rb, U, V, bias, relu, b0, b1, Tb, PV, PM, C, OC, 0,
-                                      OC, OH, OW, TH, TW);
+                                      OC, OH, OW, TH, TW, 0);
             }
         }
     }
@@ -1121,7 +1136,7 @@ static void FN(wg6_backward_gemms)(REAL *dU, REAL *dV, const REAL *Ut, const REA
                                    const REAL *dYh, REAL beta, ptrdiff_t nb, ptrdiff_t Tb,
                                    ptrdiff_t PV, ptrdiff_t PM, ptrdiff_t C, ptrdiff_t OC,
                                    ptrdiff_t g0, ptrdiff_t g1, ptrdiff_t c0, ptrdiff_t c1,
-                                   REAL *bt)
+                                   int rows_split, REAL *bt)
 {
     (void)bt;
     for (int xi = 0; xi < 36; ++xi) {
@@ -1130,22 +1145,30 @@ static void FN(wg6_backward_gemms)(REAL *dU, REAL *dV, const REAL *Ut, const REA
 #if defined(FC_ISA_AVX512)
             /* 16 to 64 input channels: wgt_gemm reads dY^ once per 32 (double: 16) of them
              * (OpenBLAS, which blocks for the wide layers' large dU, ran their backward 6-18%
-             * faster; below 16 its vectors are mostly empty: the weight gradient of 3->64 on
-             * 32x32 took 1.43x OpenBLAS's time in float, 1.22x in double, 8->64 1.37x in
-             * float); from 32 rows of dU: its transposition of V pays over them (16->16 on
-             * 28x28: 7% slower) */
-            if (C >= WGT_MIN_N && C <= WGT_MAX_N && g1 - g0 >= WGT_MIN_ROWS)
+             * faster on Zen 4, even on Zen 5; below 16 its vectors are mostly empty: the weight
+             * gradient of 3->64 on 32x32 took 1.43x OpenBLAS's time in float, 1.22x in double,
+             * 8->64 1.37x in float); from 32 rows of dU: its transposition of V pays over them
+             * (16->16 on 28x28: 7% slower). With the rows split between threads, always: each
+             * row's sum runs in the same order whatever rows the thread has. */
+            if (rows_split || (C >= WGT_MIN_N && C <= WGT_MAX_N && g1 - g0 >= WGT_MIN_ROWS))
                 WG_GEMM(wgt_gemm)(dU + xi * OC * C + g0 * C, C, dYh + xi * PM + g0 * Tb, Tb,
                                   V + xi * PV, Tb, g1 - g0, C, nb, beta != 0, bt);
             else
 #endif
-                GEMM(0, 1, g1 - g0, C, nb, (REAL)1, dYh + xi * PM + g0 * Tb, Tb, V + xi * PV,
-                     Tb, beta, dU + xi * OC * C + g0 * C, C);
+                for (ptrdiff_t r0 = g0; r0 < g1;) {
+                    /* split rows: blocks of 32 from a multiple of 32, as WG6_PLANE_GEMM's
+                     * outside AVX-512 (under OPENBLAS_CORETYPE=Haswell 2 and 3 threads
+                     * disagreed in 7% of dw) */
+                    const ptrdiff_t r1 = rows_split && g1 - r0 > 32 ? r0 + 32 : g1;
+                    GEMM(0, 1, r1 - r0, C, nb, (REAL)1, dYh + xi * PM + r0 * Tb, Tb,
+                         V + xi * PV, Tb, beta, dU + xi * OC * C + r0 * C, C);
+                    r0 = r1;
+                }
         }
         /* dV (C, nb) = Ut (C, OC) @ dY^ (OC, nb) */
         if (dV && c1 > c0)
             WG6_PLANE_GEMM(dV + xi * PV + c0 * Tb, Tb, Ut + xi * OC * C + c0 * OC,
-                           dYh + xi * PM, Tb, c1 - c0, OC, nb);
+                           dYh + xi * PM, Tb, c1 - c0, OC, nb, rows_split);
     }
 }
 
@@ -1199,8 +1222,8 @@ static void FN(wg6_backward_pass)(REAL *dx, REAL *dweight, REAL *dbias, REAL *wo
             REAL *V = db + OC, *dYh = V + 36 * PV, *dV = dx ? parts + per + UC + OC : (REAL *)0;
             ptrdiff_t ci0, ci1, g0, g1, c0, c1;
             fc_split(C, tid, nth, 1, &ci0, &ci1);          /* x's channels to transform */
-            fc_split(OC, tid, nth, 1, &g0, &g1);           /* dy's, and the rows of dU */
-            fc_split(C, tid, nth, WG6_PACK, &c0, &c1);     /* rows of dV, channels of dx */
+            fc_split(OC, tid, nth, 32, &g0, &g1);          /* dy's, and the rows of dU */
+            fc_split(C, tid, nth, WG6_SPLIT, &c0, &c1);    /* rows of dV, channels of dx */
             ptrdiff_t zn = 0, zr = 0;   /* dx's channels [c0, c1) zeroed up to (image, row) */
             for (ptrdiff_t oc = g0; oc < g1; ++oc) db[oc] = 0;
             for (ptrdiff_t b0 = 0; b0 < T; b0 += Tb) {
@@ -1215,7 +1238,7 @@ static void FN(wg6_backward_pass)(REAL *dx, REAL *dweight, REAL *dbias, REAL *wo
                                    g1, OH, OW, TH, TW);
 #pragma omp barrier
                 FN(wg6_backward_gemms)(dU, dV, Ut, V, dYh, b0 == 0 ? (REAL)0 : (REAL)1, b1 - b0,
-                                       Tb, PV, PM, C, OC, g0, g1, c0, c1, rb);
+                                       Tb, PV, PM, C, OC, g0, g1, c0, c1, 1, rb);
                 if (!dx) continue;
                 ptrdiff_t zn_to, zr_to;
                 FN(wg6_tile_reach)(b1 - 1, Timg, TW, PH, H, &zn_to, &zr_to);
@@ -1244,7 +1267,7 @@ static void FN(wg6_backward_pass)(REAL *dx, REAL *dweight, REAL *dbias, REAL *wo
                 /* dV over V (its plane xi is consumed first) */
                 FN(wg6_backward_gemms)(dweight ? dWp : (REAL *)0, dx ? V : (REAL *)0, Ut, V,
                                        dYh, b0 == t0 ? (REAL)0 : (REAL)1, b1 - b0, Tb, PV, PM,
-                                       C, OC, 0, OC, 0, C, rb);
+                                       C, OC, 0, OC, 0, C, 0, rb);
                 if (!dx) continue;
                 ptrdiff_t zn_to, zr_to;
                 FN(wg6_tile_reach)(b1 - 1, Timg, TW, PH, H, &zn_to, &zr_to);
@@ -1316,3 +1339,4 @@ static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspa
 #undef WG6_PLANE_GEMM
 #undef WG6_PREFETCH_NEXT
 #undef WG6_PREFETCH_SPAN
+#undef WG6_SPLIT

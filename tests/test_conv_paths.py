@@ -171,11 +171,13 @@ def test_winograd_matches_im2col_on_large_shapes(dtype, case, algorithm, threads
         assert_close(g, r.astype(np.float64), dtype)
 
 
-def test_winograd6_channel_split_is_thread_count_independent(rng):
+def test_winograd6_channel_split_is_thread_count_independent(simd, rng):
     """Wide layers with few tiles split each block's channels between the threads: every output
     element, dU row and dx channel is then computed whole by one thread, so 2, 3 and 4 threads
     give the same bits (a race between the transforms and the GEMMs behind the barriers would
-    not), and the result matches im2col."""
+    not, nor would BLAS calls over rows split differently: OpenBLAS's Haswell kernels round a
+    row by the height of its block), and the result matches im2col. Every SIMD level: below
+    AVX-512 dU is BLAS's, in fixed blocks of rows."""
     x, w, b, padding = _inputs(rng, ((3, 200, 7, 7), 180, 1), np.float32)
     with num_threads(1):
         y_ref = F.conv2d(x, w, b, padding=padding, algorithm="im2col")
