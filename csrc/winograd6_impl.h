@@ -80,6 +80,8 @@
 /* C (rows, n), rows ldc apart, = A (rows, K) B (K, n), rows ldb apart, for A a plane of the
  * filter transform: in AVX-512 the packed-panel GEMM of wg_gemm_avx512.h (A packed in panels of
  * WGP_R rows), elsewhere BLAS on plain row-major A. WG_GEMM(name): its float or double copy. */
+/* Rows per BLAS call where the threads split a GEMM's rows (see WG6_PLANE_GEMM below). */
+#define WG6_BLAS_ROWS 32
 #if defined(FC_ISA_AVX512)
 #ifdef WG_F32
 #define WG_GEMM(name) name##_f32
@@ -97,7 +99,7 @@
  * (wgp_gemm sums each row in the same order however the rows are split). Only there: repacking
  * B per 32 rows made 384->384 (13x13, batch 8) 1.3x slower. */
 #define WG6_PACK 1
-#define WG6_SPLIT 32
+#define WG6_SPLIT WG6_BLAS_ROWS
 #define WG6_PLANE_GEMM(c, ldc, a, b, ldb, rows, K, n, split)                                  \
     do {                                                                                      \
         const ptrdiff_t step_ = (split) ? WG6_SPLIT : (rows);                                 \
@@ -1156,10 +1158,11 @@ static void FN(wg6_backward_gemms)(REAL *dU, REAL *dV, const REAL *Ut, const REA
             else
 #endif
                 for (ptrdiff_t r0 = g0; r0 < g1;) {
-                    /* split rows: blocks of 32 from a multiple of 32, as WG6_PLANE_GEMM's
-                     * outside AVX-512 (under OPENBLAS_CORETYPE=Haswell 2 and 3 threads
-                     * disagreed in 7% of dw) */
-                    const ptrdiff_t r1 = rows_split && g1 - r0 > 32 ? r0 + 32 : g1;
+                    /* split rows: calls of WG6_BLAS_ROWS from a multiple of it, as
+                     * WG6_PLANE_GEMM's outside AVX-512 (under OPENBLAS_CORETYPE=Haswell 2 and 3
+                     * threads disagreed in 7% of dw) */
+                    const ptrdiff_t r1 = rows_split && g1 - r0 > WG6_BLAS_ROWS ? r0 + WG6_BLAS_ROWS
+                                                                                : g1;
                     GEMM(0, 1, r1 - r0, C, nb, (REAL)1, dYh + xi * PM + r0 * Tb, Tb,
                          V + xi * PV, Tb, beta, dU + xi * OC * C + r0 * C, C);
                     r0 = r1;
@@ -1222,7 +1225,7 @@ static void FN(wg6_backward_pass)(REAL *dx, REAL *dweight, REAL *dbias, REAL *wo
             REAL *V = db + OC, *dYh = V + 36 * PV, *dV = dx ? parts + per + UC + OC : (REAL *)0;
             ptrdiff_t ci0, ci1, g0, g1, c0, c1;
             fc_split(C, tid, nth, 1, &ci0, &ci1);          /* x's channels to transform */
-            fc_split(OC, tid, nth, 32, &g0, &g1);          /* dy's, and the rows of dU */
+            fc_split(OC, tid, nth, WG6_BLAS_ROWS, &g0, &g1); /* dy's, the rows of dU */
             fc_split(C, tid, nth, WG6_SPLIT, &c0, &c1);    /* rows of dV, channels of dx */
             ptrdiff_t zn = 0, zr = 0;   /* dx's channels [c0, c1) zeroed up to (image, row) */
             for (ptrdiff_t oc = g0; oc < g1; ++oc) db[oc] = 0;
@@ -1340,3 +1343,4 @@ static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspa
 #undef WG6_PREFETCH_NEXT
 #undef WG6_PREFETCH_SPAN
 #undef WG6_SPLIT
+#undef WG6_BLAS_ROWS
