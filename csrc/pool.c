@@ -11,6 +11,9 @@
 
 #include "fastcnn.h"
 #include "simd.h"
+#if FC_X86_VARIANTS
+#include <immintrin.h>   /* the AVX-512 3x3 / stride 2 max pooling (pool_impl.h) */
+#endif
 
 #define FC_IMPL "pool_impl.h"
 #define FC_SIMD_BODY "dtype_variants.h"

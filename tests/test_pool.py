@@ -178,7 +178,10 @@ def test_avg_nan_and_inf_propagate(backend, dtype, rng):
 # The pooling kernels are compiled once per instruction set and picked at run time
 # (fastcnn.set_simd): the tests above run on the best level the CPU has, these on every level.
 # The extra 3x3 shapes reach the chunked 3x3 row kernels: rows of 1, 15, 16, 17, 65 and 75
-# outputs (chunks of 64 padded to whole vectors), stride 1 and 2, a padded one.
+# outputs (chunks of 64 padded to whole vectors), stride 1 and 2, a padded one; unpadded 3x3/2
+# runs in AVX-512 float on whole planes read in place, 16 outputs a pass under masks: also
+# AlexNet's planes (7, 13, 32 and 55 wide: 3, 6, 15 and 27 outputs, the last input row and
+# column unused on even sizes).
 SIMD_CASES = CASES + [
     ((2, 3, 9, 33), 3, 2, 0),      # 16 outputs a row: exactly one AVX-512 vector
     ((1, 2, 7, 35), 3, 2, 0),      # 17: one vector and one lane
@@ -187,6 +190,10 @@ SIMD_CASES = CASES + [
     ((1, 2, 6, 77), 3, 1, 0),      # stride 1, 75 outputs
     ((2, 2, 8, 19), 3, 1, 1),      # stride 1, padded
     ((3, 2, 3, 3), 3, 2, 0),       # one output
+    ((3, 4, 7, 7), 3, 2, 0),       # AlexNet (32x32)'s third pool: 3 outputs a row
+    ((2, 2, 13, 13), 3, 2, 0),     # 6
+    ((1, 2, 32, 32), 3, 2, 0),     # 15, even size
+    ((1, 2, 12, 55), 3, 2, 0),     # 27: a full pass and a partial one
     ((2, 3, 24, 24), 2, 2, 0),     # 2x2/2, 12 outputs a row: the per-row kernel (a multiple of 4)
     ((2, 3, 28, 29), 2, 2, 0),     # 14 outputs a row, odd W: plane chunks spanning rows
     ((1, 2, 13, 10), 2, 2, 0),     # 5 a row, 30 a plane (odd H): one partial chunk
