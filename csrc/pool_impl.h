@@ -10,9 +10,11 @@
  * Paths:
  *  - 2x2 / stride 2 / pad 0 (the common case): one vectorised pass per output row, forward and
  *    (average) backward in closed form.
+ *  - 3x3 / stride 2 / pad 0 max (AlexNet's), float in AVX-512 and AVX2: whole planes read in
+ *    place, a vector of a row's outputs a pass.
  *  - anything else: per output row, the "interior" columns (windows not clipped by the padding)
  *    vectorised along the row, the few edge columns one window at a time; 2x2 and 3x3 max
- *    kernels get a dedicated full-window row kernel (AlexNet's 3x3/2 pooling).
+ *    kernels get a dedicated full-window row kernel.
  *  - max backward: zero the plane, scatter-add dy at argmax (overlapping windows add).
  * All paths visit a window's cells in row-major order and give the same bits as a plain
  * window-by-window loop.
@@ -383,9 +385,11 @@ static void FN(max3x3_s2_plane)(float *restrict y, int32_t *restrict am, const f
                     const __mmask16 nan = _mm512_cmp_ps_mask(v[b], v[b], _CMP_UNORD_Q);
                     take |= am ? nan & _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q) : nan;
                     m = _mm512_mask_mov_ps(m, take, v[b]);
-                    if (am)
-                        k = _mm512_mask_mov_epi32(
-                            k, take, _mm512_add_epi32(k0, _mm512_set1_epi32((int32_t)(a * W + b))));
+                    if (am) {
+                        const __m512i kb = _mm512_add_epi32(
+                            k0, _mm512_set1_epi32((int32_t)(a * W + b)));
+                        k = _mm512_mask_mov_epi32(k, take, kb);
+                    }
                 }
             }
             _mm512_mask_storeu_ps(y + i * OW + j0, out, m);
