@@ -347,6 +347,57 @@ static void FN(max2x2_s2_plane)(REAL *restrict y, int32_t *restrict am, const RE
  * epilogue for the overlapping third cell: on the short rows of these nets (3..15 outputs)
  * 25 ns an output on 7x7 planes, 2.9 ms for AlexNet (32x32)'s third pool. Same scan order and
  * NaN rule as max_window. */
+/* Rows of at most 7 outputs (AlexNet's 7x7 and 13x13 and 15x15 planes: 3, 6 and 7) two at a
+ * time: lanes [0, OW) are output row i, [OW, 2*OW) row i + 1, each window row's 2*OW + 1 cells
+ * one masked load per output row and a permute per cell column; the outputs of the two rows lie
+ * together in y, one masked store. (One row a pass filled 3 of 16 lanes on 7x7 planes.) */
+static void FN(max3x3_s2_rowpairs)(float *restrict y, int32_t *restrict am,
+                                   const float *restrict xp, ptrdiff_t W, ptrdiff_t OH,
+                                   ptrdiff_t OW)
+{
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __mmask16 second = _mm512_cmpge_epi32_mask(lane, _mm512_set1_epi32((int)OW));
+    const __m512i lane2 = _mm512_add_epi32(lane, lane);
+    /* cell (a, 0) of lane j: element 2j of row i's load, or 2(j - OW) of row i + 1's (16 on) */
+    const __m512i from = _mm512_mask_sub_epi32(lane2, second, lane2,
+                                               _mm512_set1_epi32((int)(2 * OW - 16)));
+    /* its index in the plane, less 2*i*W */
+    const __m512i koff = _mm512_mask_add_epi32(
+        lane2, second, lane2, _mm512_set1_epi32((int)(2 * W - 2 * OW)));
+    const __mmask16 cells = (__mmask16)((1u << (2 * OW + 1)) - 1);
+    for (ptrdiff_t i = 0; i < OH; i += 2) {
+        const int two = i + 1 < OH;
+        const __mmask16 out = (__mmask16)((1u << ((two ? 2 : 1) * OW)) - 1);
+        const __m512i k0 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * i * W)), koff);
+        __m512 m = _mm512_setzero_ps();
+        __m512i k = k0;
+        for (int a = 0; a < 3; ++a) {
+            const float *r = xp + 2 * i * W + a * W;
+            const __m512 top = _mm512_maskz_loadu_ps(cells, r);
+            const __m512 bottom = _mm512_maskz_loadu_ps(two ? cells : 0, r + 2 * W);
+            for (int b = 0; b < 3; ++b) {
+                const __m512 v = _mm512_permutex2var_ps(
+                    top, _mm512_add_epi32(from, _mm512_set1_epi32(b)), bottom);
+                if (a == 0 && b == 0) {
+                    m = v;
+                    continue;
+                }
+                __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
+                const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                take |= am ? nan & _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q) : nan;
+                m = _mm512_mask_mov_ps(m, take, v);
+                if (am) {
+                    const __m512i kb = _mm512_add_epi32(
+                        k0, _mm512_set1_epi32((int32_t)(a * W + b)));
+                    k = _mm512_mask_mov_epi32(k, take, kb);
+                }
+            }
+        }
+        _mm512_mask_storeu_ps(y + i * OW, out, m);
+        if (am) _mm512_mask_storeu_epi32(am + i * OW, out, k);
+    }
+}
+
 static void FN(max3x3_s2_plane)(float *restrict y, int32_t *restrict am, const float *restrict xp,
                                 const float *xend, ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW)
 {
@@ -354,6 +405,10 @@ static void FN(max3x3_s2_plane)(float *restrict y, int32_t *restrict am, const f
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4,
                                           2, 0);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    if (OW <= 7) {
+        FN(max3x3_s2_rowpairs)(y, am, xp, W, OH, OW);
+        return;
+    }
     for (ptrdiff_t j0 = 0; j0 < OW; j0 += 16) {
         const ptrdiff_t nn = OW - j0 < 16 ? OW - j0 : 16, cells = 2 * nn + 1;
         const __mmask16 out = (__mmask16)((1u << nn) - 1);
