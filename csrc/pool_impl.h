@@ -347,6 +347,18 @@ static void FN(max2x2_s2_plane)(REAL *restrict y, int32_t *restrict am, const RE
  * epilogue for the overlapping third cell: on the short rows of these nets (3..15 outputs)
  * 25 ns an output on 7x7 planes, 2.9 ms for AlexNet (32x32)'s third pool. Same scan order and
  * NaN rule as max_window. */
+/* One window cell v (at k0 + off) against the running maximum m and its index k, 16 lanes:
+ * max_window's rule (strictly greater wins; with indices the first NaN, else any NaN). */
+static inline void FN(max3s2_cell)(__m512 *m, __m512i *k, __m512 v, __m512i k0, int32_t off,
+                                   int idx)
+{
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    const __mmask16 take = _mm512_cmp_ps_mask(v, *m, _CMP_GT_OQ)
+                           | (idx ? nan & _mm512_cmp_ps_mask(*m, *m, _CMP_ORD_Q) : nan);
+    *m = _mm512_mask_mov_ps(*m, take, v);
+    if (idx) *k = _mm512_mask_mov_epi32(*k, take, _mm512_add_epi32(k0, _mm512_set1_epi32(off)));
+}
+
 /* Rows of at most 7 outputs (AlexNet's 7x7 and 13x13 and 15x15 planes: 3, 6 and 7) two at a
  * time: lanes [0, OW) are output row i, [OW, 2*OW) row i + 1, each window row's 2*OW + 1 cells
  * one masked load per output row and a permute per cell column; the outputs of the two rows lie
@@ -382,15 +394,7 @@ static void FN(max3x3_s2_rowpairs)(float *restrict y, int32_t *restrict am,
                     m = v;
                     continue;
                 }
-                __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
-                const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-                take |= am ? nan & _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q) : nan;
-                m = _mm512_mask_mov_ps(m, take, v);
-                if (am) {
-                    const __m512i kb = _mm512_add_epi32(
-                        k0, _mm512_set1_epi32((int32_t)(a * W + b)));
-                    k = _mm512_mask_mov_epi32(k, take, kb);
-                }
+                FN(max3s2_cell)(&m, &k, v, k0, (int32_t)(a * W + b), am != NULL);
             }
         }
         _mm512_mask_storeu_ps(y + i * OW, out, m);
@@ -436,15 +440,7 @@ static void FN(max3x3_s2_plane)(float *restrict y, int32_t *restrict am, const f
                         m = v[0];
                         continue;
                     }
-                    __mmask16 take = _mm512_cmp_ps_mask(v[b], m, _CMP_GT_OQ);
-                    const __mmask16 nan = _mm512_cmp_ps_mask(v[b], v[b], _CMP_UNORD_Q);
-                    take |= am ? nan & _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q) : nan;
-                    m = _mm512_mask_mov_ps(m, take, v[b]);
-                    if (am) {
-                        const __m512i kb = _mm512_add_epi32(
-                            k0, _mm512_set1_epi32((int32_t)(a * W + b)));
-                        k = _mm512_mask_mov_epi32(k, take, kb);
-                    }
+                    FN(max3s2_cell)(&m, &k, v[b], k0, (int32_t)(a * W + b), am != NULL);
                 }
             }
             _mm512_mask_storeu_ps(y + i * OW + j0, out, m);
