@@ -339,14 +339,17 @@ static void FN(max2x2_s2_plane)(REAL *restrict y, int32_t *restrict am, const RE
 
 #if defined(FC_ISA_AVX512) && defined(FC_DTYPE_F32)
 #define FC_MAX3S2_PLANE 1
-/* 3x3 / stride 2 / no padding (AlexNet's pooling) in AVX-512 float: 16 outputs of a row a pass,
- * straight from x. A window row's three cells for the 16 outputs are the even, odd and next-even
- * elements of 33 consecutive ones: two pairs of masked loads (nothing read past the outputs'
- * windows) and a permute each. The vectorised row kernel max3x3_s2_row copied each output row's
- * three input rows into a buffer first, and gcc ran its stride-2 loop on 8 lanes with a scalar
- * epilogue for the overlapping third cell: on the short rows of these nets (3..15 outputs)
- * 25 ns an output on 7x7 planes, 2.9 ms for AlexNet (32x32)'s third pool. Same scan order and
- * NaN rule as max_window. */
+/* 3x3 / stride 2 / no padding (AlexNet's pooling) in AVX-512 float, straight from x: 16 outputs
+ * of a row a pass (max3x3_s2_plane), or two rows a pass of at most 7 outputs each
+ * (max3x3_s2_rowpairs). A window row's three cells for the outputs are the even, odd and
+ * next-even elements of consecutive ones: masked loads (nothing read past the outputs' windows)
+ * and a permute each. The row kernel max3x3_s2_row copies each output row's three input rows
+ * into a zero-padded buffer first (three memcpy calls and a fill) and its outputs out again (two
+ * more), which on the short rows of these nets (3..15 outputs) cost far more than its one 16-lane
+ * pass: 25 ns an output on 7x7 planes, 2.9 ms for AlexNet (32x32)'s third pool. (Read in place
+ * as generic C instead, gcc ran the loop on 8 lanes with a scalar epilogue for the overlapping
+ * third cell, slower still.) Same scan order and NaN rule as max_window. */
+
 /* One window cell v (at k0 + off) against the running maximum m and its index k, 16 lanes:
  * max_window's rule (strictly greater wins; with indices the first NaN, else any NaN). */
 static inline void FN(max3s2_cell)(__m512 *m, __m512i *k, __m512 v, __m512i k0, int32_t off,
