@@ -119,17 +119,38 @@
 static void FN(wg6_weight_transform)(REAL *restrict U, const REAL *restrict w, ptrdiff_t OC,
                                      ptrdiff_t C, int transposed, int part, int parts)
 {
-    const ptrdiff_t plane = OC * C, chunks = (plane + WG_WCHUNK - 1) / WG_WCHUNK;
+    /* chunks of whole groups of WG6_PACK destinations (a column of a full panel) */
+    enum { CH = WG_WCHUNK / WG6_PACK * WG6_PACK };
+    const ptrdiff_t plane = OC * C, chunks = (plane + CH - 1) / CH;
     const ptrdiff_t rows = transposed ? C : OC, K = transposed ? OC : C;
     REAL g[WG_R * WG_R][WG_WCHUNK], u[36][WG_WCHUNK];
     for (ptrdiff_t k0 = chunks * part / parts; k0 < chunks * (part + 1) / parts; ++k0) {
-        const ptrdiff_t q0 = k0 * WG_WCHUNK;
-        const ptrdiff_t n = plane - q0 < WG_WCHUNK ? plane - q0 : WG_WCHUNK;
+        const ptrdiff_t q0 = k0 * CH;
+        const ptrdiff_t n = plane - q0 < CH ? plane - q0 : CH;
         ptrdiff_t row, k;
         wgp_locate(q0, rows, K, WG6_PACK, &row, &k);
-        for (ptrdiff_t j = 0; j < n; ++j, wgp_next(&row, &k, rows, K, WG6_PACK)) {
+        for (ptrdiff_t j = 0; j < n;) {
+#if defined(FC_ISA_AVX512) && defined(WG_F32) && WG_R == 3
+            /* a full panel's column k: the 9 taps of its 12 filters, rows 9 (transposed: rows of
+             * w's row k, consecutive filters) or 9*C apart, transposed into g in registers
+             * (one by one these were 9 scalar loads and stores a filter, 2/3 of the transform's
+             * compute); its 16-lane stores end within g's rows (j + 16 <= CH + 4 <= WG_WCHUNK) */
+            _Static_assert(CH - WG6_PACK + 16 <= WG_WCHUNK, "the transposes' stores fit g");
+            if (row % WG6_PACK == 0 && rows - row >= WG6_PACK && n - j >= WG6_PACK) {
+                const REAL *src = transposed ? w + (k * C + row) * 9 : w + (row * C + k) * 9;
+                wgt_transpose_f32(&g[0][j], WG_WCHUNK, src, transposed ? 9 : 9 * C, WG6_PACK, 9);
+                j += WG6_PACK;
+                if (++k == K) {
+                    k = 0;
+                    row += WG6_PACK;
+                }
+                continue;
+            }
+#endif
             const ptrdiff_t src = transposed ? k * C + row : row * C + k;   /* w[oc][c] */
             for (int i = 0; i < WG_R * WG_R; ++i) g[i][j] = w[src * WG_R * WG_R + i];
+            ++j;
+            wgp_next(&row, &k, rows, K, WG6_PACK);
         }
 #pragma omp simd
         for (ptrdiff_t j = 0; j < n; ++j) {
