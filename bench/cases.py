@@ -493,6 +493,90 @@ def _bn_torch(p, dtype, rng):
 
 
 # --------------------------------------------------------------------------------------------
+# ReLU: the layer's forward + backward (its own output and gradient buffers, as in a model
+# where it cannot run in place)
+# --------------------------------------------------------------------------------------------
+def _relu_traffic(p, itemsize):
+    # compulsory: fwd read x, write y; bwd read dy and y, write dx
+    return itemsize * 5 * int(np.prod(p["x_shape"]))
+
+
+register_op("relu", traffic=_relu_traffic, outputs=("y", "dx"))
+
+
+def _relu_data(p, dtype, rng):
+    shape = tuple(p["x_shape"])
+    return rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+
+
+@builder("relu", "fastcnn", "numpy")
+def _relu_fastcnn(p, dtype, rng):
+    layer = fastcnn_module().layers.ReLU()
+    x, dy = _relu_data(p, dtype, rng)
+
+    def step():
+        y = layer.forward(x)
+        return y, layer.backward(dy)
+    return step
+
+
+@builder("relu", "torch")
+def _relu_torch(p, dtype, rng):
+    torch = torch_module()
+    x, dy = _relu_data(p, dtype, rng)
+    tx, tdy = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
+
+    def step():
+        y = torch.relu(tx)
+        (dx,) = torch.autograd.grad(y, (tx,), tdy)
+        return y, dx
+    return step
+
+
+# --------------------------------------------------------------------------------------------
+# softmax cross-entropy: the loss layer's forward (mean loss) + backward (dL/dlogits)
+# --------------------------------------------------------------------------------------------
+def _loss_traffic(p, itemsize):
+    # compulsory: read the logits, read them (or the probabilities) again and write the
+    # gradient; the labels once (int64)
+    N, K = p["x_shape"]
+    return itemsize * 3 * N * K + 8 * N
+
+
+register_op("loss", traffic=_loss_traffic, outputs=("loss", "dlogits"))
+
+
+def _loss_data(p, dtype, rng):
+    N, K = p["x_shape"]
+    logits = (3 * rng.standard_normal((N, K))).astype(dtype)
+    return logits, rng.integers(0, K, size=N).astype(np.int64)
+
+
+@builder("loss", "fastcnn", "numpy")
+def _loss_fastcnn(p, dtype, rng):
+    layer = fastcnn_module().layers.SoftmaxCrossEntropy()
+    logits, labels = _loss_data(p, dtype, rng)
+
+    def step():
+        loss = layer.forward(logits, labels)
+        return np.asarray(loss, np.float64), layer.backward()
+    return step
+
+
+@builder("loss", "torch")
+def _loss_torch(p, dtype, rng):
+    torch = torch_module()
+    logits, labels = _loss_data(p, dtype, rng)
+    tl, tlab = torch.from_numpy(logits).requires_grad_(True), torch.from_numpy(labels)
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(tl, tlab)
+        (d,) = torch.autograd.grad(loss, (tl,))
+        return loss, d
+    return step
+
+
+# --------------------------------------------------------------------------------------------
 # The cases: PERFORMANCE.md's peer table
 # --------------------------------------------------------------------------------------------
 def _conv_case(name, title, x_shape, out_channels, kernel, stride=1, padding=0):
@@ -515,6 +599,18 @@ add_case(Case("pool", "max-2x2-s2", "max pool 2x2 s2",
 
 add_case(Case("bn", "bn-64", "batch norm 64 ch (train)", dict(x_shape=(128, 64, 32, 32)),
               small=_small((128, 64, 32, 32))))
+
+# ReLU on SimpleConvNet's convolution output and AlexNet (227x227)'s first; the loss on
+# MNIST's 10 classes at batch 100 and ImageNet's 1000 at batch 8 (4 KB and 32 KB of logits: a
+# few microseconds whoever computes them, bound by per-call work rather than memory).
+add_case(Case("relu", "relu-simple", "ReLU SimpleConvNet conv out", dict(x_shape=(100, 30, 24, 24)),
+              small=_small((100, 30, 24, 24))))
+add_case(Case("relu", "relu-alexo", "ReLU AlexNet conv1 out", dict(x_shape=(8, 96, 55, 55)),
+              small=_small((8, 96, 55, 55))))
+add_case(Case("loss", "loss-10", "softmax CE 10 classes", dict(x_shape=(100, 10)),
+              small=_small((100, 10))))
+add_case(Case("loss", "loss-1000", "softmax CE 1000 classes", dict(x_shape=(8, 1000)),
+              small=_small((8, 1000))))
 
 
 # --------------------------------------------------------------------------------------------

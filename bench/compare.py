@@ -7,13 +7,13 @@
     python bench/compare.py --check               # do the impls compute the same thing?
     python bench/compare.py --ops model           # whole training steps + peak memory
 
-For every case (bench/cases.py: the shapes of PERFORMANCE.md's peer table) and thread count it
-builds each impl's step once, warms it up, then times `--repeat` rounds, interleaving the impls
-inside each round (rotating who goes first) so their ratios are taken under the same machine
-load, with a short pause after each impl so its idle threads stop spinning (cases.quiesce).
-A round times `k` back-to-back calls (k chosen so a round lasts >= --min-time) and records the
-mean per call; the table shows the median over rounds. The numpy reference (slow) is timed in
-only the first --numpy-repeat rounds. Columns:
+For every case (bench/cases.py: the shapes of PERFORMANCE.md's peer table, ReLU and the loss)
+and thread count it builds each impl's step once, warms it up, then times `--repeat` rounds,
+interleaving the impls inside each round (rotating who goes first) so their ratios are taken
+under the same machine load, with a short pause after each impl so its idle threads stop
+spinning (cases.quiesce). A round times `k` back-to-back calls (k chosen so a round lasts
+>= --min-time) and records the mean per call; the table shows the median over rounds. The numpy
+reference (slow) is timed in only the first --numpy-repeat rounds. Columns:
 
   fastcnn / torch / numpy   median ms per step (forward + backward of one layer; for the
                             model op one training step: zero_grad, forward, loss, backward,
@@ -21,9 +21,11 @@ only the first --numpy-repeat rounds. Columns:
   fc/torch                  fastcnn time / PyTorch time (target <= 0.67, PERFORMANCE.md)
   np/fc                     numpy reference time / fastcnn time (speed-up over the reference)
   rate                      GFLOP/s for convolutions (2*N*OC*C*KH*KW*OH*OW per pass, x3),
-                            GB/s of compulsory memory traffic for pooling and batch norm
-                            (pool: read x, write y + int32 indices, read dy + indices, write
-                            dx; batch norm: 5 passes of N*C*H*W: x, y; x, dy, dx); model:
+                            GB/s of compulsory memory traffic for pooling, batch norm, ReLU
+                            and the loss (pool: read x, write y + int32 indices, read dy +
+                            indices, write dx; batch norm and ReLU: 5 passes of N*C*H*W: x, y;
+                            x (ReLU: y), dy, dx; softmax cross-entropy: 3 passes of the logits
+                            (read, read again, write the gradient) and the labels); model:
                             GFLOP/s of its conv + affine layers (forward, dW, dx except the
                             first layer's), other layers and Adam not counted
   load                      1-minute load average when the row finished (> ~0.5 on this
