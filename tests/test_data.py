@@ -4,6 +4,8 @@ here (well-formed, truncated and corrupted), the synthetic set, transforms and b
 The oracles are the arrays the tests themselves wrote, and torch's interpolate for resizing.
 """
 import gzip
+import importlib.util
+import subprocess
 import sys
 import tarfile
 
@@ -12,6 +14,7 @@ import pytest
 
 from fastcnn import data as D
 from fastcnn.data import DatasetError, DatasetNotFoundError
+from fastcnn.data import digits as digits_module
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -90,6 +93,44 @@ def test_digits_resize_to_28():
     small = D.load_dataset("digits")
     # the mean brightness survives bilinear upsampling (up to the border clamp)
     assert abs(ds.x_train.mean() - small.x_train.mean()) < 0.02
+
+
+def test_digits_read_from_sklearns_file_without_importing_it(tmp_path):
+    """The arrays equal scikit-learn's own load_digits, and reading them imports no sklearn
+    (a fresh interpreter; its import cost a second of every `fastcnn train`)."""
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    images, labels = D.load_digits_arrays()
+    ref = sklearn_datasets.load_digits()
+    assert images.dtype == np.float64 and labels.dtype == np.int64
+    np.testing.assert_array_equal(images, ref.images)
+    np.testing.assert_array_equal(labels, ref.target)
+    code = ("import sys; from fastcnn import data as D; D.load_digits_arrays(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("content", ["", "1,2,3\n", "0," * 64 + "99\n"])
+def test_digits_fall_back_to_sklearns_loader(monkeypatch, tmp_path, content):
+    """A digits.csv.gz that is missing, empty or not the 1797 x 65 table of digits sends the
+    loader to scikit-learn's load_digits, which gives the same arrays."""
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    fake = tmp_path / "sklearn"
+    (fake / "datasets" / "data").mkdir(parents=True)
+    if content:
+        with gzip.open(fake / "datasets" / "data" / "digits.csv.gz", "wt") as f:
+            f.write(content)
+    spec = importlib.util.spec_from_file_location("sklearn", fake / "__init__.py",
+                                                  submodule_search_locations=[str(fake)])
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: spec if name == "sklearn" else None)
+    assert digits_module._installed_digits_table() is None
+    monkeypatch.undo()
+    monkeypatch.setattr(digits_module, "_installed_digits_table", lambda: None)
+    images, labels = D.load_digits_arrays()
+    np.testing.assert_array_equal(images, sklearn_datasets.load_digits().images)
+    np.testing.assert_array_equal(labels, sklearn_datasets.load_digits().target)
 
 
 def test_digits_without_sklearn_says_how_to_install(monkeypatch):

@@ -1,11 +1,17 @@
 """scikit-learn's bundled handwritten digits (UCI optdigits test set: 1797 images, 8x8, 17 grey
 levels 0..16): fastcnn's built-in default data set, because it needs no download and no file.
 
-scikit-learn is imported lazily (it is the optional extra ``fastcnn[data]``). The split into
-train / validation / test is class-balanced and seeded; ``resize=28`` upsamples bilinearly to
-MNIST's 28x28 for models built for MNIST-shaped input.
+scikit-learn is the optional extra ``fastcnn[data]``. The images are read from the CSV file it
+installs (the one its ``load_digits`` reads), found without importing scikit-learn: that import
+took 1.15 s of the default ``fastcnn train``'s 4.1 s. Where the file is not where it was, its
+``load_digits`` is called. The split into train / validation / test is class-balanced and
+seeded; ``resize=28`` upsamples bilinearly to MNIST's 28x28 for models built for MNIST-shaped
+input.
 """
 from __future__ import annotations
+
+import importlib.util
+import os
 
 import numpy as np
 
@@ -15,8 +21,37 @@ from fastcnn.data.transforms import apply_standardize, resize_images, standardiz
 __all__ = ["load_digits", "load_digits_arrays"]
 
 
+_N_DIGITS = 1797
+
+
+def _installed_digits_table():
+    """scikit-learn's digits.csv.gz as a (1797, 65) table (64 pixels, then the label), or None
+    when scikit-learn or the file is missing or the file does not hold that table."""
+    try:
+        spec = importlib.util.find_spec("sklearn")
+    except (ImportError, ValueError):
+        return None
+    for root in (spec.submodule_search_locations or ()) if spec is not None else ():
+        path = os.path.join(root, "datasets", "data", "digits.csv.gz")
+        if not os.path.isfile(path):
+            continue
+        try:
+            table = np.loadtxt(path, delimiter=",", ndmin=2)
+        except (OSError, ValueError, EOFError):
+            return None
+        pixels, labels = table[:, :-1], table[:, -1]
+        if (table.shape == (_N_DIGITS, 65) and pixels.min() >= 0 and pixels.max() <= 16
+                and np.array_equal(labels, np.round(labels)) and set(labels) == set(range(10))):
+            return table
+        return None
+    return None
+
+
 def load_digits_arrays():
     """``(images float64 (1797, 8, 8) in 0..16, labels int64 (1797,))`` from scikit-learn."""
+    table = _installed_digits_table()
+    if table is not None:
+        return table[:, :-1].reshape(-1, 8, 8).copy(), table[:, -1].astype(np.int64)
     try:
         from sklearn.datasets import load_digits as _sk_load_digits
     except ImportError as e:
