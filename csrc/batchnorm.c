@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fastcnn.h"
+#include "parallel.h"
 #include "simd.h"
 
 /* Segment sums keep BN_L independent partial sums ("lanes") instead of one running sum: a single

@@ -175,7 +175,7 @@ static void FN(bn_forward_train)(REAL *y, REAL *save_mean, REAL *save_invstd,
         const ptrdiff_t nb = (C + BN_CB - 1) / BN_CB;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
-    if (n_threads > 1 && nb > 1 && N * C > 32768)
+    if (n_threads > 1 && nb > 1 && N * C > FC_STREAM_PARALLEL_MIN)
 #endif
         for (ptrdiff_t b = 0; b < nb; ++b) {
             const ptrdiff_t c0 = b * BN_CB, cb = C - c0 < BN_CB ? C - c0 : BN_CB;
@@ -190,7 +190,7 @@ static void FN(bn_forward_train)(REAL *y, REAL *save_mean, REAL *save_invstd,
     const int stream = fc_bn_streams(N * C * S * (ptrdiff_t)sizeof(REAL));
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) \
-    if (n_threads > 1 && N * C * S > 32768)
+    if (n_threads > 1 && N * C * S > FC_STREAM_PARALLEL_MIN)
 #endif
     {
 #if defined(_OPENMP)
@@ -242,7 +242,7 @@ static void FN(bn_forward_eval)(REAL *y, const REAL *x, const REAL *gamma, const
         const ptrdiff_t nb = (C + BN_CB - 1) / BN_CB;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
-    if (n_threads > 1 && nb > 1 && N * C > 32768)
+    if (n_threads > 1 && nb > 1 && N * C > FC_STREAM_PARALLEL_MIN)
 #endif
         for (ptrdiff_t b = 0; b < nb; ++b) {
             const ptrdiff_t c0 = b * BN_CB, cb = C - c0 < BN_CB ? C - c0 : BN_CB;
@@ -265,7 +265,7 @@ static void FN(bn_forward_eval)(REAL *y, const REAL *x, const REAL *gamma, const
     const int stream = fc_bn_streams(N * C * S * (ptrdiff_t)sizeof(REAL));
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) \
-    if (n_threads > 1 && N * C * S > 32768)
+    if (n_threads > 1 && N * C * S > FC_STREAM_PARALLEL_MIN)
 #endif
     {
 #if defined(_OPENMP)
@@ -386,7 +386,7 @@ static void FN(bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL *dy,
         const ptrdiff_t nb = (C + BN_CB - 1) / BN_CB;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
-    if (n_threads > 1 && nb > 1 && N * C > 32768)
+    if (n_threads > 1 && nb > 1 && N * C > FC_STREAM_PARALLEL_MIN)
 #endif
         for (ptrdiff_t b = 0; b < nb; ++b) {
             const ptrdiff_t c0 = b * BN_CB, cb = C - c0 < BN_CB ? C - c0 : BN_CB;
@@ -401,7 +401,7 @@ static void FN(bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL *dy,
     const int stream = fc_bn_streams(N * C * S * (ptrdiff_t)sizeof(REAL));
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) \
-    if (n_threads > 1 && N * C * S > 32768)
+    if (n_threads > 1 && N * C * S > FC_STREAM_PARALLEL_MIN)
 #endif
     {
 #if defined(_OPENMP)

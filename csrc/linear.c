@@ -11,10 +11,19 @@
 /* Column blocks start on 16-element (64-byte for float) boundaries. */
 #define LINEAR_ALIGN 16
 
-/* Below ~256k multiply-adds a second thread costs more to wake than it saves. */
-static int linear_threads(int n_threads, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, ptrdiff_t cols)
+/* Below LINEAR_PARALLEL_MIN multiply-adds (`gemms` GEMMs of N*IN*OUT each) a second thread
+ * costs more to wake than it saves. Measured on a 2-core KVM guest (Zen 4, float, 1 | 2
+ * threads, microseconds): forward 128x100 -> 100 37 | 81, 128x150 -> 150 74 | 98, 128x200 ->
+ * 200 121 | 130, 128x250 -> 250 179 | 186, 128x300 -> 300 262 | 232; backward with dx 128x150
+ * -> 150 144 | 150, 128x200 -> 200 237 | 216. (The former 256k put the study's MLPs, 100 wide
+ * at batch 128, on two threads at twice the time.) A bare-metal core wakes faster: 4M, under the
+ * 8M where the guest's forward breaks even, is between the two. */
+#define LINEAR_PARALLEL_MIN 4.0e6
+
+static int linear_threads(int n_threads, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT, ptrdiff_t cols,
+                          int gemms)
 {
-    if ((double)N * (double)IN * (double)OUT < 262144.0) return 1;
+    if ((double)gemms * (double)N * (double)IN * (double)OUT < LINEAR_PARALLEL_MIN) return 1;
     return fc_clamp_threads(n_threads, (cols + LINEAR_ALIGN - 1) / LINEAR_ALIGN);
 }
 

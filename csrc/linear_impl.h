@@ -12,7 +12,7 @@ void FN(fc_linear_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *
      * Split over output features: each thread reads only its rows of W (for a small batch and
      * a large layer the weight is the traffic), and writes a column block of y. */
     if (N <= 0) return;
-    int nt = linear_threads(n_threads, N, IN, OUT, OUT);
+    int nt = linear_threads(n_threads, N, IN, OUT, OUT, 1);
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -49,7 +49,7 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
      * and dbias are added to. workspace: fc_linear_backward_workspace(N, IN, OUT) elements
      * when dx is wanted (dy^T, then dx^T, for a small batch).
      * dweight/dbias split over output features, dx over input features: no partial sums. */
-    int nt = linear_threads(n_threads, N > 0 ? N : 1, IN, OUT, OUT > IN ? OUT : IN);
+    int nt = linear_threads(n_threads, N > 0 ? N : 1, IN, OUT, OUT > IN ? OUT : IN, dx ? 2 : 1);
     const int small_dx = dx && N > 0 && N <= LINEAR_SMALL_N;
     REAL *dyt = workspace, *dxt = small_dx ? workspace + LINEAR_SMALL_XT * OUT : (REAL *)0;
     int blas_prev = fc_blas_threads_begin(nt);

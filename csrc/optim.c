@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "fastcnn.h"
+#include "parallel.h"
 
 #define REAL float
 #define FN(name) name##_f32

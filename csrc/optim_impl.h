@@ -16,7 +16,8 @@ void FN(fc_adam_update)(REAL *w, REAL *m, REAL *v, const REAL *g, ptrdiff_t n, d
     (void)nt;
 #if defined(_OPENMP)
     /* `if` on the parallel part only: a plain `if` also turns the simd off (scalar Adam) */
-#pragma omp parallel for simd num_threads(nt) schedule(static) if (parallel : nt > 1 && n > 65536)
+#pragma omp parallel for simd num_threads(nt) schedule(static) \
+    if (parallel : nt > 1 && n > FC_STREAM_PARALLEL_MIN)
 #else
 #pragma omp simd
 #endif

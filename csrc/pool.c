@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fastcnn.h"
+#include "parallel.h"
 #include "simd.h"
 #if FC_X86_VARIANTS
 #include <immintrin.h>   /* the AVX-512 3x3 / stride 2 max pooling (pool_impl.h) */

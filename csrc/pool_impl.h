@@ -632,7 +632,7 @@ static void FN(max_pool_forward)(REAL *y, int32_t *argmax, const REAL *x, ptrdif
     (void)n_threads;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
-    if (n_threads > 1 && P * H * W > 32768)
+    if (n_threads > 1 && P * H * W > FC_STREAM_PARALLEL_MIN)
 #endif
     for (ptrdiff_t p = 0; p < P; ++p) {
         const REAL *xp = x + p * H * W;
@@ -672,7 +672,7 @@ static ptrdiff_t FN(max_pool_backward)(REAL *dx, const REAL *dy, const int32_t *
     (void)n_threads;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
-    reduction(+ : bad) if (n_threads > 1 && P * HW > 32768)
+    reduction(+ : bad) if (n_threads > 1 && P * HW > FC_STREAM_PARALLEL_MIN)
 #endif
     for (ptrdiff_t p = 0; p < P; ++p) {
         REAL *restrict d = dx + p * HW;
@@ -778,7 +778,7 @@ static void FN(avg_pool_forward)(REAL *y, const REAL *x, ptrdiff_t P, ptrdiff_t 
     (void)n_threads;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
-    if (n_threads > 1 && P * H * W > 32768)
+    if (n_threads > 1 && P * H * W > FC_STREAM_PARALLEL_MIN)
 #endif
     for (ptrdiff_t p = 0; p < P; ++p) {
         const REAL *xp = x + p * H * W;
@@ -896,7 +896,7 @@ static void FN(avg_pool_backward)(REAL *dx, const REAL *dy, ptrdiff_t P, ptrdiff
     (void)n_threads;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) \
-    if (n_threads > 1 && P * H * W > 32768)
+    if (n_threads > 1 && P * H * W > FC_STREAM_PARALLEL_MIN)
 #endif
     for (ptrdiff_t p = 0; p < P; ++p) {
         REAL *dxp = dx + p * H * W;

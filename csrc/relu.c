@@ -8,9 +8,9 @@
     void fc_relu_backward_##sfx(REAL *dx, const REAL *dy, const REAL *y, ptrdiff_t n,          \
                                 int n_threads)                                                 \
     {                                                                                          \
-        /* >= 64K elements a thread; `if` on parallel only: on the combined construct it would \
-         * switch the simd vectorisation off too */                                            \
-        int nt = fc_clamp_threads(n_threads, n / 65536 + 1);                                   \
+        /* >= FC_STREAM_PARALLEL_MIN elements a thread; `if` on parallel only: on the combined \
+         * construct it would switch the simd vectorisation off too */                          \
+        int nt = fc_clamp_threads(n_threads, n / FC_STREAM_PARALLEL_MIN + 1);                  \
         _Pragma("omp parallel for simd num_threads(nt) if (parallel : nt > 1) schedule(static)")\
         for (ptrdiff_t i = 0; i < n; ++i) {                                                    \
             const REAL g = dy[i];   /* read unconditionally: the select then vectorises */     \

@@ -38,8 +38,9 @@ def test_relu_zero_and_special_values(backend, dtype):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_relu_backward_out_and_in_place(backend, dtype, threads, rng):
     """out= takes the result, also when it is dy itself (the in-place ReLU layer's use), on
-    arrays large enough to be split over threads; a NaN dy where y <= 0 gives 0 either way."""
-    y = F.relu(randn(rng, (3, 200, 301), dtype))
+    arrays large enough to be split over threads (FC_STREAM_PARALLEL_MIN elements and more); a
+    NaN dy where y <= 0 gives 0 either way."""
+    y = F.relu(randn(rng, (3, 300, 301), dtype))
     dy = randn(rng, y.shape, dtype)
     dy.reshape(-1)[::97] = np.nan
     want = naive.relu_backward(dy, y)

@@ -7,8 +7,9 @@ from conftest import (LAYOUTS, assert_close, check_gradients, layout, num_thread
 from fastcnn import functional as F
 
 # (N, IN, OUT): batch 1, sizes that are not multiples of the 16-wide thread blocks, one large
-# enough that the kernel really splits across two threads.
-SHAPES = [(1, 1, 1), (1, 7, 3), (5, 33, 17), (8, 40, 70), (64, 150, 100)]
+# enough that the kernel really splits across two threads (4M multiply-adds and more:
+# LINEAR_PARALLEL_MIN in csrc/linear.c).
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 33, 17), (8, 40, 70), (64, 150, 100), (64, 300, 223)]
 
 
 def naive_linear(x, w, b):
@@ -58,9 +59,9 @@ def test_matches_naive(backend, dtype, shape, with_bias, rng):
 # against the transposed batch, one or two vectors of it (double: 8 rows each); dx the same way
 # against dy transposed; two dW rows against groups of 8 batch rows): tails of each (odd N, OUT,
 # IN), whole and part groups (8, 9), the 16/17 boundary, and shapes large enough to split across
-# threads.
+# threads (4M multiply-adds: (7, 1000, 301) splits its backward with dx only).
 SMALL_SHAPES = [(3, 37, 13), (7, 1000, 301), (8, 300, 65), (9, 100, 33), (16, 129, 66),
-                (17, 129, 66), (2, 2000, 1031)]
+                (17, 129, 66), (2, 2000, 1031), (15, 1000, 301)]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -79,7 +80,8 @@ def test_small_batches_match_naive(simd, dtype, shape, threads, rng):
     np.testing.assert_array_equal(dw2, dw)
 
 
-@pytest.mark.parametrize("shape", [(7, 1000, 301), (64, 150, 100)], ids=["small", "gemm"])
+@pytest.mark.parametrize("shape", [(7, 1000, 301), (64, 150, 100), (64, 300, 223)],
+                         ids=["small", "gemm", "gemm-threaded"])
 def test_grads_are_added_into(backend, dtype, shape, rng):
     """grads=(dweight, dbias): the gradients are added to those arrays (a Parameter's .grad),
     which come back in place of fresh ones; without bias grads[1] is None."""
@@ -98,7 +100,8 @@ def test_grads_are_added_into(backend, dtype, shape, rng):
     assert_close(gw, start_w + 2 * ndw, dtype)
 
 
-@pytest.mark.parametrize("shape", [(7, 1000, 301), (64, 150, 100)], ids=["small", "gemm"])
+@pytest.mark.parametrize("shape", [(7, 1000, 301), (64, 150, 100), (64, 300, 223)],
+                         ids=["small", "gemm", "gemm-threaded"])
 def test_grads_stored_without_accumulate(backend, dtype, shape, rng):
     """grads with accumulate=False: the gradients are stored, whatever the arrays held (NaN:
     never multiplied by a zero beta), with and without dbias."""

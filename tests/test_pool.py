@@ -312,7 +312,11 @@ def test_avg_gradient_numerical(backend, case, count_include_pad, rng):
 
 # ---- threads: pooling has no reduction across threads, so the results are bitwise equal -------
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[3], ((5, 7, 13, 12), 3, 2, 1)], ids=["2x2", "3x2", "big"])
+# "threaded": more input elements than FC_STREAM_PARALLEL_MIN (csrc/parallel.h), below which
+# pooling runs on one thread
+@pytest.mark.parametrize("case", [CASES[0], CASES[3], ((5, 7, 13, 12), 3, 2, 1),
+                                  ((4, 9, 91, 90), 3, 2, 1), ((5, 16, 60, 61), 2, None, 0)],
+                         ids=["2x2", "3x2", "big", "threaded", "threaded-2x2"])
 def test_threads_bitwise(dtype, case, rng):
     xs, kw = _pool_args(case)
     x = randn(rng, xs, dtype)
