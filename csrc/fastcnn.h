@@ -206,7 +206,10 @@ void fc_conv2d_backward_data_image_f64(double *dxn, double *dcol, const double *
                                        ptrdiff_t PH, ptrdiff_t PW);
 
 /* ---- ReLU (relu.c) ------------------------------------------------------------------------
- * dx = dy where y > 0, else 0, over n elements; dx may be dy. */
+ * y = x where x > 0 or NaN, else +0 (the convolution epilogue's rule), over n elements; y may be
+ * x. dx = dy where y > 0, else 0, over n elements; dx may be dy. */
+void fc_relu_forward_f32(float *y, const float *x, ptrdiff_t n, int n_threads);
+void fc_relu_forward_f64(double *y, const double *x, ptrdiff_t n, int n_threads);
 void fc_relu_backward_f32(float *dx, const float *dy, const float *y, ptrdiff_t n, int n_threads);
 void fc_relu_backward_f64(double *dx, const double *dy, const double *y, ptrdiff_t n,
                           int n_threads);

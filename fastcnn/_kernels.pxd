@@ -134,6 +134,8 @@ cdef extern from "fastcnn.h" nogil:
                                                ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH,
                                                ptrdiff_t PW, int n_threads)
 
+    void fc_relu_forward_f32(float *y, const float *x, ptrdiff_t n, int n_threads)
+    void fc_relu_forward_f64(double *y, const double *x, ptrdiff_t n, int n_threads)
     void fc_relu_backward_f32(float *dx, const float *dy, const float *y, ptrdiff_t n,
                               int n_threads)
     void fc_relu_backward_f64(double *dx, const double *dy, const double *y, ptrdiff_t n,

@@ -256,6 +256,15 @@ def conv2d_direct_backward_weights(floating[::1] dweight, floating[::1] dbias,  
                                                   n_threads)
 
 
+def relu_forward(floating[::1] y, const floating[::1] x, int n_threads):          # y: OUT
+    """y = x where x > 0 or NaN, else +0; y may be x."""
+    with nogil:
+        if floating is float:
+            fc_relu_forward_f32(_ptr(y), _cptr(x), x.shape[0], n_threads)
+        else:
+            fc_relu_forward_f64(_ptr(y), _cptr(x), x.shape[0], n_threads)
+
+
 def relu_backward(floating[::1] dx, const floating[::1] dy, const floating[::1] y,  # dx: OUT
                   int n_threads):
     """dx = dy where y > 0, else 0; dx may be dy."""

@@ -1083,10 +1083,17 @@ def lrn_backward(dy, x, y, scale, size=5, alpha=1e-4, beta=0.75, out=None):
 # ---------------------------------------------------------------------------------------------
 # activations and loss (NumPy: single memory-bound passes that numpy already does at speed)
 
-def relu(x):
-    """max(x, 0) elementwise; NaN propagates."""
-    x = _check_array("relu", "x", x, range(0, 33))
-    return np.maximum(x, x.dtype.type(0), out=np.empty(x.shape, x.dtype))  # C order always
+def relu(x, out=None):
+    """max(x, 0) elementwise; NaN propagates (and -0.0 gives +0).
+
+    out: an optional C-contiguous buffer for y; it may be x itself (in place)."""
+    fn = "relu"
+    x = _check_array(fn, "x", x, range(0, 33))
+    y = _out_array(fn, "out", out, x.shape, x.dtype)   # C order always
+    if _backend == "reference" or x.size == 0:
+        return np.maximum(x, x.dtype.type(0), out=y)
+    _kernels.relu_forward(_flat(y), _flat(_contig(x)), get_num_threads())
+    return y
 
 
 def relu_backward(dy, y, out=None):

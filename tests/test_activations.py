@@ -29,10 +29,34 @@ def test_relu_zero_and_special_values(backend, dtype):
     y = F.relu(x)
     np.testing.assert_array_equal(y[:-1], [0, 0, 0, 0, dtype.type(1e-30), 2.5, np.inf])
     assert np.isnan(y[-1])                                   # NaN propagates
+    assert not np.signbit(y[2])                              # -0.0 gives +0, as NumPy's maximum
     dy = np.arange(1, 9, dtype=dtype)
     dx = F.relu_backward(dy, y)
     # the gradient flows only where the output is strictly positive (not at 0, not through NaN)
     np.testing.assert_array_equal(dx, [0, 0, 0, 0, 5, 6, 7, 0])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_relu_out_and_in_place(backend, dtype, threads, rng):
+    """F.relu's out= takes y, also when it is x itself (the in-place ReLU layer's use), on arrays
+    large enough to be split over threads (FC_STREAM_PARALLEL_MIN elements and more), with NaN,
+    infinities and signed zeros among them."""
+    x = randn(rng, (3, 300, 301), dtype)
+    flat = x.reshape(-1)
+    flat[::97], flat[1::89], flat[2::83], flat[3::79] = np.nan, np.inf, -np.inf, -0.0
+    want = naive.relu(x).astype(dtype)
+    with num_threads(threads):
+        out = np.empty_like(x)
+        assert F.relu(x, out=out) is out
+        np.testing.assert_array_equal(out, want)
+        inplace = x.copy()
+        assert F.relu(inplace, out=inplace) is inplace
+        np.testing.assert_array_equal(inplace, want)
+    assert not np.signbit(out).any()
+    with pytest.raises(ValueError, match="out must have shape"):
+        F.relu(x, out=np.empty((3, 300), dtype))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        F.relu(x, out=np.empty((3, 301, 300), dtype).transpose(0, 2, 1))
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -48,8 +48,10 @@ class ReLU(_Activation):
         self._in_place, self.inplace = self.inplace, False
         rectified, self.input_rectified = self.input_rectified and self._in_place, False
         y = x if self._in_place else self._workspace("y", x.shape, x.dtype)
-        if not rectified:
-            np.maximum(x, 0, out=y)
+        if not rectified and y.flags.c_contiguous:
+            F.relu(x, out=y)                 # one threaded pass
+        elif not rectified:
+            np.maximum(x, 0, out=y)          # in place over a strided input
         self._y = y
         return y
 
