@@ -27,14 +27,14 @@ static inline int fc_thread_count(void)
 #endif
 }
 
-/* The streaming kernels (ReLU's backward, pooling, batch norm, LRN, the optimizer updates) run
- * on one thread below this many elements: the second thread's wake-up (OpenMP waits passively,
- * so it sleeps between kernels) took 30-60 microseconds on a 2-core KVM guest (Zen 4), more than
- * it saved. Float, 1 | 2 threads, microseconds: ReLU backward 65536 elements 13.9 | 42.9, 262144
- * 42.7 | 58.7, 1M 164 | 136; 2x2 max pooling 65536 inputs 28 | 86, 262144 97 | 98, 524288
- * 187 | 145; batch norm's training forward (16 channels) 65536 40 | 123, 262144 132 | 220,
- * 524288 352 | 306. (32768 and 65536 were the thresholds before; a bare-metal core wakes in a
- * few microseconds, hence not the guest's ~400k.) */
+/* The streaming kernels (ReLU, pooling, batch norm, the optimizer updates) run on one thread
+ * below this many elements: the second thread's wake-up (OpenMP waits passively, so it sleeps
+ * between kernels) took 30-60 microseconds on a 2-core KVM guest (Zen 4), more than it saved.
+ * Float, 1 | 2 threads, microseconds: ReLU backward 65536 elements 13.9 | 42.9, 262144 42.7 |
+ * 58.7, 1M 164 | 136; 2x2 max pooling 65536 inputs 28 | 86, 262144 97 | 98, 524288 187 | 145;
+ * batch norm's training forward (16 channels) 65536 40 | 123, 262144 132 | 220, 524288 352 |
+ * 306. (32768 and 65536 were the thresholds before; a bare-metal core wakes in a few
+ * microseconds, hence not the guest's ~400k.) */
 #define FC_STREAM_PARALLEL_MIN 262144
 
 /* At most n_threads, at least 1, and never more threads than units of work. */
