@@ -8,6 +8,7 @@ import importlib.util
 import subprocess
 import sys
 import tarfile
+import warnings
 
 import numpy as np
 import pytest
@@ -111,21 +112,24 @@ def test_digits_read_from_sklearns_file_without_importing_it(tmp_path):
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("content", ["", "1,2,3\n", "0," * 64 + "99\n"])
+@pytest.mark.parametrize("content", [None, "", "1,2,3\n", "0," * 64 + "99\n"],
+                         ids=["missing", "empty", "short", "label-99"])
 def test_digits_fall_back_to_sklearns_loader(monkeypatch, tmp_path, content):
     """A digits.csv.gz that is missing, empty or not the 1797 x 65 table of digits sends the
     loader to scikit-learn's load_digits, which gives the same arrays."""
     sklearn_datasets = pytest.importorskip("sklearn.datasets")
     fake = tmp_path / "sklearn"
     (fake / "datasets" / "data").mkdir(parents=True)
-    if content:
+    if content is not None:
         with gzip.open(fake / "datasets" / "data" / "digits.csv.gz", "wt") as f:
             f.write(content)
     spec = importlib.util.spec_from_file_location("sklearn", fake / "__init__.py",
                                                   submodule_search_locations=[str(fake)])
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: spec if name == "sklearn" else None)
-    assert digits_module._installed_digits_table() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # an empty file falls back silently
+        assert digits_module._installed_digits_table() is None
     monkeypatch.undo()
     monkeypatch.setattr(digits_module, "_installed_digits_table", lambda: None)
     images, labels = D.load_digits_arrays()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 
 import numpy as np
 
@@ -31,12 +32,16 @@ def _installed_digits_table():
         spec = importlib.util.find_spec("sklearn")
     except (ImportError, ValueError):
         return None
-    for root in (spec.submodule_search_locations or ()) if spec is not None else ():
+    if spec is None:
+        return None
+    for root in spec.submodule_search_locations or ():
         path = os.path.join(root, "datasets", "data", "digits.csv.gz")
         if not os.path.isfile(path):
             continue
         try:
-            table = np.loadtxt(path, delimiter=",", ndmin=2)
+            with warnings.catch_warnings():   # an empty file: the fallback below, not a warning
+                warnings.simplefilter("ignore", UserWarning)
+                table = np.loadtxt(path, delimiter=",", ndmin=2)
         except (OSError, ValueError, EOFError):
             return None
         pixels, labels = table[:, :-1], table[:, -1]
