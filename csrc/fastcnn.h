@@ -214,6 +214,22 @@ void fc_relu_backward_f32(float *dx, const float *dy, const float *y, ptrdiff_t 
 void fc_relu_backward_f64(double *dx, const double *dy, const double *y, ptrdiff_t n,
                           int n_threads);
 
+/* ---- softmax cross-entropy (softmax_xent.c) ------------------------------------------------
+ * Forward: probs (N, K) = softmax of each row of logits, *loss = the mean over rows of
+ * log(sum exp(row)) - row[labels[n]] (row_loss: N doubles of scratch). Backward: d (N, K) =
+ * scale * (probs - onehot(labels)); d may be probs. Both return -1, or the index of the first
+ * label outside [0, K) having written nothing. A row whose max is NaN or +-inf gives NaN. */
+ptrdiff_t fc_softmax_xent_forward_f32(float *probs, double *loss, double *row_loss,
+                                      const float *logits, const int64_t *labels, ptrdiff_t N,
+                                      ptrdiff_t K, int n_threads);
+ptrdiff_t fc_softmax_xent_forward_f64(double *probs, double *loss, double *row_loss,
+                                      const double *logits, const int64_t *labels, ptrdiff_t N,
+                                      ptrdiff_t K, int n_threads);
+ptrdiff_t fc_softmax_xent_backward_f32(float *d, const float *probs, const int64_t *labels,
+                                       ptrdiff_t N, ptrdiff_t K, double scale, int n_threads);
+ptrdiff_t fc_softmax_xent_backward_f64(double *d, const double *probs, const int64_t *labels,
+                                       ptrdiff_t N, ptrdiff_t K, double scale, int n_threads);
+
 /* ---- space-to-depth (s2d.c) --------------------------------------------------------------
  * xs (N, C*SH*SW, H2, W2) = the SH*SW phases of x (N, C, H, W) shifted by the padding (PH, PW):
  * xs[n][(c*SH + a)*SW + b][i][j] = x[n][c][i*SH + a - PH][j*SW + b - PW], 0 outside x; and its

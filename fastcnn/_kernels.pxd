@@ -1,5 +1,5 @@
 # _kernels.pxd: the C kernel API of csrc/fastcnn.h as Cython sees it (see that header for shapes).
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, int64_t
 
 cdef extern from "fastcnn.h" nogil:
     ctypedef void (*fc_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *, int *,
@@ -140,6 +140,18 @@ cdef extern from "fastcnn.h" nogil:
                               int n_threads)
     void fc_relu_backward_f64(double *dx, const double *dy, const double *y, ptrdiff_t n,
                               int n_threads)
+
+    ptrdiff_t fc_softmax_xent_forward_f32(float *probs, double *loss, double *row_loss,
+                                          const float *logits, const int64_t *labels,
+                                          ptrdiff_t N, ptrdiff_t K, int n_threads)
+    ptrdiff_t fc_softmax_xent_forward_f64(double *probs, double *loss, double *row_loss,
+                                          const double *logits, const int64_t *labels,
+                                          ptrdiff_t N, ptrdiff_t K, int n_threads)
+    ptrdiff_t fc_softmax_xent_backward_f32(float *d, const float *probs, const int64_t *labels,
+                                           ptrdiff_t N, ptrdiff_t K, double scale, int n_threads)
+    ptrdiff_t fc_softmax_xent_backward_f64(double *d, const double *probs,
+                                           const int64_t *labels, ptrdiff_t N, ptrdiff_t K,
+                                           double scale, int n_threads)
 
     void fc_s2d_gather_f32(float *xs, const float *x, ptrdiff_t N, ptrdiff_t C, ptrdiff_t H,
                            ptrdiff_t W, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,

@@ -4,7 +4,7 @@
 # NULL pointer (no bias, dx not wanted, no argmax, no running statistics). The GIL is released
 # around every C call. Shapes are in csrc/fastcnn.h.
 from cython cimport floating
-from libc.stdint cimport int32_t, intptr_t
+from libc.stdint cimport int32_t, int64_t, intptr_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 # The kernels call SciPy's BLAS through these pointers: no BLAS is linked into fastcnn itself.
@@ -273,6 +273,39 @@ def relu_backward(floating[::1] dx, const floating[::1] dy, const floating[::1] 
             fc_relu_backward_f32(_ptr(dx), _cptr(dy), _cptr(y), y.shape[0], n_threads)
         else:
             fc_relu_backward_f64(_ptr(dx), _cptr(dy), _cptr(y), y.shape[0], n_threads)
+
+
+def softmax_xent_forward(floating[:, ::1] probs, double[::1] row_loss,     # OUT
+                         const floating[:, ::1] logits, const int64_t[::1] labels,  # IN
+                         int n_threads):
+    """probs = softmax(logits) by rows; returns (mean cross-entropy, -1), or (nan, n) with n the
+    first label outside [0, K) and nothing written."""
+    cdef double loss = 0.0
+    cdef Py_ssize_t bad
+    cdef Py_ssize_t N = logits.shape[0], K = logits.shape[1]
+    with nogil:
+        if floating is float:
+            bad = fc_softmax_xent_forward_f32(&probs[0, 0], &loss, &row_loss[0], &logits[0, 0],
+                                              &labels[0], N, K, n_threads)
+        else:
+            bad = fc_softmax_xent_forward_f64(&probs[0, 0], &loss, &row_loss[0], &logits[0, 0],
+                                              &labels[0], N, K, n_threads)
+    return loss, bad
+
+
+def softmax_xent_backward(floating[:, ::1] d, const floating[:, ::1] probs,  # d: OUT
+                          const int64_t[::1] labels, double scale, int n_threads):
+    """d = scale * (probs - onehot(labels)); returns -1, or the first bad label's index."""
+    cdef Py_ssize_t bad
+    cdef Py_ssize_t N = probs.shape[0], K = probs.shape[1]
+    with nogil:
+        if floating is float:
+            bad = fc_softmax_xent_backward_f32(&d[0, 0], &probs[0, 0], &labels[0], N, K, scale,
+                                               n_threads)
+        else:
+            bad = fc_softmax_xent_backward_f64(&d[0, 0], &probs[0, 0], &labels[0], N, K, scale,
+                                               n_threads)
+    return bad
 
 
 def s2d_gather(floating[::1] xs, const floating[::1] x,                       # xs: OUT

@@ -13,6 +13,7 @@ __all__ = [
     "avg_pool2d_forward", "avg_pool2d_backward",
     "batch_norm_forward", "batch_norm_backward",
     "lrn_forward", "lrn_backward",
+    "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
     "adam_update",
 ]
 
@@ -279,6 +280,28 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, training):
     else:
         dxs = scale * dys
     return dxs.reshape(x.shape), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
+
+# ---- the loss ---------------------------------------------------------------------------------
+
+def softmax_cross_entropy_forward(logits, labels):
+    """(mean cross-entropy, probs); each row's max subtracted first so exp cannot overflow."""
+    n = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    sums = exp.sum(axis=1, keepdims=True)
+    picked = shifted[np.arange(n), labels]
+    loss = float(np.mean(np.log(sums[:, 0]).astype(np.float64) - picked))
+    return loss, exp / sums
+
+
+def softmax_cross_entropy_backward(probs, labels, dout):
+    """dout * (probs - onehot(labels)) / N."""
+    n = probs.shape[0]
+    d = probs.copy()
+    d[np.arange(n), labels] -= 1
+    d *= dout / n
+    return d
 
 
 # ---- optimizer updates ----------------------------------------------------------------------

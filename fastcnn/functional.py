@@ -8,6 +8,7 @@ Below this module nothing validates; above it nobody knows C exists. Spec: docs/
 """
 import contextlib
 import math
+import numbers
 import os
 import threading
 
@@ -1113,7 +1114,9 @@ def relu_backward(dy, y, out=None):
     return dx
 
 
-def _check_labels(fn, labels, N, K):
+def _check_labels(fn, labels, N, K, check_range):
+    """labels as a contiguous int64 (N,) array. The range check is the kernels' own (one pass
+    in C instead of NumPy's min and max) unless check_range is set (the reference backend)."""
     if labels is None or not isinstance(labels, np.ndarray):
         if isinstance(labels, (list, tuple)):
             labels = np.asarray(labels)
@@ -1124,17 +1127,25 @@ def _check_labels(fn, labels, N, K):
         raise TypeError(f"{fn}: labels must be integers (class indices), got dtype {labels.dtype}")
     if labels.shape != (N,):
         raise ValueError(f"{fn}: labels.shape={labels.shape} must be ({N},) to match the batch")
-    if N and (labels.min() < 0 or labels.max() >= K):
-        raise ValueError(f"{fn}: labels must lie in [0, {K}), got values in "
-                         f"[{labels.min()}, {labels.max()}]")
-    return labels
+    if check_range and N and (labels.min() < 0 or labels.max() >= K):
+        _bad_labels(fn, labels, K)
+    if labels.dtype != np.int64:
+        # a uint64 label past 2**63 wraps negative here, which the range check then refuses
+        labels = labels.astype(np.int64)
+    return np.ascontiguousarray(labels)
+
+
+def _bad_labels(fn, labels, K):
+    raise ValueError(f"{fn}: labels must lie in [0, {K}), got values in "
+                     f"[{labels.min()}, {labels.max()}]")
 
 
 def softmax_cross_entropy(logits, labels):
     """Mean cross-entropy of softmax(logits) against integer labels: (loss, probs).
 
     loss = mean_n (logsumexp(logits[n]) - logits[n, labels[n]]), computed after subtracting each
-    row's max so large logits cannot overflow. probs = softmax(logits) in the logits' dtype.
+    row's max so large logits cannot overflow. probs = softmax(logits) in the logits' dtype. A
+    row holding NaN, or +-inf as its largest logit, gives NaN probabilities and a NaN loss.
     """
     fn = "softmax_cross_entropy"
     logits = _check_array(fn, "logits", logits, (2,))
@@ -1144,26 +1155,34 @@ def softmax_cross_entropy(logits, labels):
     if N == 0:
         raise ValueError(f"{fn}: the batch is empty (logits.shape={logits.shape}); "
                          f"a mean over zero samples is undefined")
-    labels = _check_labels(fn, labels, N, K)
+    reference = _backend == "reference"
+    checked = _check_labels(fn, labels, N, K, check_range=reference)
     logits = _contig(logits)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    sums = exp.sum(axis=1, keepdims=True)
-    probs = exp / sums
-    picked = shifted[np.arange(N), labels]
-    loss = float(np.mean(np.log(sums[:, 0]).astype(np.float64) - picked))
+    if reference:
+        return _reference().softmax_cross_entropy_forward(logits, checked)
+    probs = np.empty((N, K), logits.dtype)
+    loss, bad = _kernels.softmax_xent_forward(probs, np.empty(N), logits, checked,
+                                              get_num_threads())
+    if bad >= 0:
+        _bad_labels(fn, np.asarray(labels), K)
     return loss, probs
 
 
-def softmax_cross_entropy_backward(probs, labels):
-    """dL/dlogits of the mean softmax cross-entropy: (probs - onehot(labels)) / N."""
+def softmax_cross_entropy_backward(probs, labels, dout=1.0):
+    """dL/dlogits of the mean softmax cross-entropy, times dout: dout * (probs - onehot) / N."""
     fn = "softmax_cross_entropy_backward"
     probs = _check_array(fn, "probs", probs, (2,))
     N, K = probs.shape
+    if isinstance(dout, (bool, np.bool_)) or not isinstance(dout, numbers.Real):
+        raise TypeError(f"{fn}: dout must be a real number, got {type(dout).__name__}")
     if N == 0:
         return np.zeros(probs.shape, probs.dtype)
-    labels = _check_labels(fn, labels, N, K)
-    d = np.array(probs, dtype=probs.dtype, order="C", copy=True)
-    d[np.arange(N), labels] -= 1
-    d /= N
+    reference = _backend == "reference"
+    checked = _check_labels(fn, labels, N, K, check_range=reference)
+    probs = _contig(probs)
+    if reference:
+        return _reference().softmax_cross_entropy_backward(probs, checked, dout)
+    d = np.empty((N, K), probs.dtype)
+    if _kernels.softmax_xent_backward(d, probs, checked, float(dout) / N, get_num_threads()) >= 0:
+        _bad_labels(fn, np.asarray(labels), K)
     return d

@@ -221,3 +221,109 @@ def test_threads_do_not_change_results(dtype, rng):
                          F.softmax_cross_entropy_backward(probs, labels)))
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
+
+
+# ---- the compiled loss kernel: every instruction set, its exp, blocks and threads -----------------
+
+# (7, 10): the study's short rows (plain-loop sums); (5, 33) and (3, 1000): simd reductions with
+# tails; (300, 7) and (2, 5000): more than one block of rows (SX_BLOCK elements) or rows past it
+SIMD_SCE_SHAPES = [(7, 10), (5, 33), (3, 1000), (300, 7), (2, 5000), (1, 1)]
+
+
+@pytest.mark.parametrize("shape", SIMD_SCE_SHAPES,
+                         ids=[str(s).replace(" ", "") for s in SIMD_SCE_SHAPES])
+def test_softmax_every_simd_path_matches_naive(simd, dtype, shape, rng):
+    n, k = shape
+    logits = randn(rng, shape, dtype, scale=4.0)
+    labels = rng.integers(0, k, n)
+    loss, probs = F.softmax_cross_entropy(logits, labels)
+    nloss, nprobs = naive.softmax_cross_entropy(logits, labels)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    assert_close(probs, nprobs, dtype, rtol=tol)
+    np.testing.assert_allclose(loss, nloss, rtol=tol, atol=1e-6)
+    d = F.softmax_cross_entropy_backward(probs, labels, 0.5)
+    assert_close(d, 0.5 * naive.softmax_cross_entropy_backward(probs, labels), dtype, rtol=tol)
+
+
+def test_softmax_exp_is_accurate_to_the_subnormals(simd, dtype):
+    # a row [0, x] has probabilities 1/(1 + e^x) and e^x/(1 + e^x): the second is the kernel's
+    # exp(x) scaled once, checked in ulps against long double over the whole range down to the
+    # smallest subnormal (and past it, where it must be +0 exactly when the true value rounds to 0)
+    lo = 110.0 if dtype == np.float32 else 750.0
+    xs = -np.linspace(0.0, lo, 100003).astype(dtype)
+    logits = np.stack([np.zeros_like(xs), xs], axis=1)
+    _, probs = F.softmax_cross_entropy(logits, np.zeros(len(xs), np.int64))
+    e = np.exp(xs.astype(np.longdouble))
+    want = e / (1 + e)
+    rounded = want.astype(dtype)
+    np.testing.assert_array_equal(probs[:, 1] == 0, rounded == 0)
+    ulps = np.abs(probs[:, 1].astype(np.longdouble) - want) / np.spacing(rounded).astype(np.longdouble)
+    assert ulps.max() <= 3.0, f"exp off by {float(ulps.max()):.2f} ulp at x = {xs[ulps.argmax()]}"
+    # the largest logit's own term, exp(0) = 1, is exact: a one-class row is probability 1
+    np.testing.assert_array_equal(F.softmax_cross_entropy(np.ones((3, 1), dtype), [0, 0, 0])[1], 1)
+
+
+def test_softmax_nonfinite_rows_agree_with_the_reference(simd, dtype):
+    # NaN anywhere, +inf as the max, all -inf: NaN rows (inf - inf in the formula); -inf under a
+    # finite max: probability 0; the finite rows around them are untouched by their neighbours
+    inf, nan = np.inf, np.nan
+    logits = np.array([[1.0, 2.0, 3.0, 0.5], [0.0, nan, 1.0, 2.0], [inf, 0.0, 1.0, 2.0],
+                       [-inf, -inf, -inf, -inf], [0.0, -inf, 0.0, 1.0], [3.0, 2.0, 1.0, 0.0]],
+                      dtype)
+    labels = np.array([2, 0, 1, 3, 0, 0])
+    loss, probs = F.softmax_cross_entropy(logits, labels)
+    with F.use_backend("reference"), np.errstate(invalid="ignore"):
+        _, rprobs = F.softmax_cross_entropy(logits, labels)
+    assert np.isnan(loss)
+    np.testing.assert_array_equal(np.isnan(probs), np.isnan(rprobs))
+    assert np.isnan(probs[1:4]).all() and np.isfinite(probs[[0, 4, 5]]).all()
+    assert probs[4, 1] == 0
+    ok = [0, 4, 5]
+    assert_close(probs[ok], rprobs[ok].astype(np.float64), dtype, rtol=1e-6)
+    d = F.softmax_cross_entropy_backward(probs, labels)
+    np.testing.assert_array_equal(np.isnan(d), np.isnan(probs))
+    # a -inf logit under the label: an infinite loss, not NaN
+    loss, _ = F.softmax_cross_entropy(np.array([[0.0, -inf]], dtype), [1])
+    assert loss == inf
+
+
+@pytest.mark.parametrize("shape", [(300, 1000), (70000, 4)], ids=["300x1000", "70000x4"])
+def test_softmax_threads_past_the_split_agree(dtype, shape, rng):
+    # 300k and 280k elements: past FC_STREAM_PARALLEL_MIN, so 2 threads split the blocks; the
+    # loss is summed row by row after the split, so the bits agree too
+    logits = randn(rng, shape, dtype, scale=3.0)
+    labels = rng.integers(0, shape[1], shape[0])
+    outs = []
+    for n in (1, 2):
+        with num_threads(n):
+            loss, probs = F.softmax_cross_entropy(logits, labels)
+            outs.append((loss, probs, F.softmax_cross_entropy_backward(probs, labels, 3.0)))
+    assert outs[0][0] == outs[1][0]
+    for a, b in zip(outs[0][1:], outs[1][1:]):
+        np.testing.assert_array_equal(a, b)
+    nloss, nprobs = naive.softmax_cross_entropy(logits, labels)
+    np.testing.assert_allclose(outs[1][0], nloss, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert_close(outs[1][1], nprobs, dtype, rtol=1e-5 if dtype == np.float32 else 1e-13)
+
+
+def test_softmax_backward_dout(backend, dtype, rng):
+    logits = randn(rng, (6, 4), dtype)
+    labels = rng.integers(0, 4, 6)
+    _, probs = F.softmax_cross_entropy(logits, labels)
+    d1 = F.softmax_cross_entropy_backward(probs, labels)
+    for dout in (2.5, np.float32(-0.25), 0, 3):
+        assert_close(F.softmax_cross_entropy_backward(probs, labels, dout),
+                     float(dout) * d1.astype(np.float64), dtype, rtol=1e-6)
+    for bad in ("2", None, np.ones(2), True):
+        with pytest.raises(TypeError, match="softmax_cross_entropy_backward: dout"):
+            F.softmax_cross_entropy_backward(probs, labels, bad)
+
+
+def test_softmax_bad_label_writes_nothing_and_names_the_range(backend, dtype):
+    logits = np.zeros((3, 4), dtype)
+    for labels in (np.array([0, 4, 1]), np.array([0, 1, -2]),
+                   np.array([0, 2**63 + 5, 1], np.uint64)):
+        for call in (lambda: F.softmax_cross_entropy(logits, labels),
+                     lambda: F.softmax_cross_entropy_backward(logits, labels)):
+            with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+                call()

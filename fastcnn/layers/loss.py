@@ -34,10 +34,7 @@ class SoftmaxCrossEntropy(Layer):
     def backward(self, dout=1.0):
         if self.probs is None:
             raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
-        d = F.softmax_cross_entropy_backward(self.probs, self._labels)
-        if dout != 1.0:
-            d *= float(dout)
-        return d
+        return F.softmax_cross_entropy_backward(self.probs, self._labels, dout)
 
     def output_shape(self, input_shape):
         return ()
