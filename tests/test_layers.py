@@ -605,3 +605,59 @@ def test_sequential_runs_relu_in_place_only_where_safe(rng):
     a0 = a.copy()
     relu1.forward(a)
     np.testing.assert_array_equal(a, a0)
+
+
+@pytest.mark.parametrize("pool", [(2, None, 0), (3, 2, 0), (3, 2, 1), (2, 1, 0)],
+                         ids=["2x2", "3x3s2", "3x3s2p1", "2x2s1-overlap"])
+def test_sequential_relu_before_max_pool_leaves_its_mask_to_the_pool(pool, rng):
+    """ReLU -> MaxPool2D in a Sequential: the ReLU's backward passes dy through and the pooling
+    masks its own (smaller) gradient by its output > 0, which equals the ReLU's mask on every cell
+    a gradient reaches. The numbers must match every layer run on its own, with ties (ReLU's
+    zeros), NaN winners, overlapping windows (a cell winning two windows) and padding; a ReLU
+    after the pooling must not run in place over the pooled output the backward reads."""
+    k, s, p = pool
+    x = rng.standard_normal((3, 2, 7, 7))
+    x[0, 0, :3, :3] = -1.0       # a window of ReLU zeros: all tie at 0, the winner gets no gradient
+    x[1, 1, 2, 2] = np.nan       # a NaN winner: no gradient through the ReLU either
+    x[2, 0, 4:, :] = -0.5
+
+    def build():
+        r = np.random.default_rng(11)
+        return L.Sequential(L.Conv2D(2, 3, 1, dtype=np.float64, rng=r), L.ReLU(),
+                            L.MaxPool2D(k, s, p), L.Flatten(),
+                            L.Affine(3 * L.MaxPool2D(k, s, p).output_shape((3, 7, 7))[1] ** 2, 4,
+                                     dtype=np.float64, rng=r))
+    # the 1x1 convolution with weight 1 and no bias: the ReLU sees x itself (NaN and ties intact)
+    net = build()
+    for m in (net, ref := build()):
+        m.layers[0].weight.data[...] = 0
+        for c in range(2):
+            m.layers[0].weight.data[c, c] = 1
+        m.layers[0].bias.data[...] = 0
+    y = net.forward(x).copy()
+    relu, pooling = net.layers[1:3]
+    assert relu._pass_grad and pooling._mask_grad and pooling.backward_reads_output
+    dy = rng.standard_normal(y.shape)
+    dx = net.backward(dy.copy())
+    h = x
+    for layer in ref.layers:
+        h = layer.forward(h)
+    assert not ref.layers[1]._pass_grad and not ref.layers[2]._mask_grad
+    np.testing.assert_array_equal(y, h)
+    g = dy.copy()
+    for layer in reversed(ref.layers):
+        g = layer.backward(g)
+        if layer is ref.layers[1]:
+            relu_dx = g.copy()   # the ReLU's input gradient, unfused
+    assert relu_dx[0, 0, :2, :2].sum() == 0 and relu_dx[1, 1, 2, 2] == 0 and np.isfinite(relu_dx).all()
+    np.testing.assert_array_equal(dx, g)
+    np.testing.assert_array_equal(net.layers[0].weight.grad, ref.layers[0].weight.grad)
+    # on its own, after Sequential fused it, each layer computes its full backward again
+    relu.forward(x)
+    pooling.forward(relu._y)
+    assert not relu._pass_grad and not pooling._mask_grad and not pooling.backward_reads_output
+    # a ReLU after the pooling must not run in place: it would write over the pooled y that the
+    # backward masks by
+    net = L.Sequential(L.ReLU(), L.MaxPool2D(2), L.ReLU(), L.Flatten(), L.Affine(18, 2, rng=0))
+    net.forward(rng.standard_normal((1, 2, 6, 6)).astype(np.float32))
+    assert net.layers[1]._mask_grad and not net.layers[2]._in_place

@@ -42,11 +42,17 @@ class ReLU(_Activation):
         self.inplace = False
         self.input_rectified = False   # set with inplace when the previous layer fused max(., 0)
         self._in_place = False   # how the last forward ran (its backward does the same)
+        # set by Sequential when the next layer (MaxPool2D) masks its own gradient by its
+        # output > 0, which is this layer's mask on every cell the gradient reaches: backward
+        # then passes dy through (consumed by forward, as inplace)
+        self.grad_masked_by_next = False
+        self._pass_grad = False
 
     def forward(self, x):
         x = check_float_input(x, "ReLU")
         self._in_place, self.inplace = self.inplace, False
         rectified, self.input_rectified = self.input_rectified and self._in_place, False
+        self._pass_grad, self.grad_masked_by_next = self.grad_masked_by_next, False
         y = x if self._in_place else self._workspace("y", x.shape, x.dtype)
         if not rectified and y.flags.c_contiguous:
             F.relu(x, out=y)                 # one threaded pass
@@ -59,6 +65,8 @@ class ReLU(_Activation):
         self._check_dy(dy, self._y)
         if not self.need_input_grad:
             return None
+        if self._pass_grad:
+            return dy   # already masked by the max pooling after this layer
         dx = dy if self._in_place else self._workspace("dx", dy.shape, self._y.dtype)
         return F.relu_backward(dy, self._y, out=dx)   # one threaded pass, in place or not
 

@@ -328,7 +328,9 @@ class Sequential(Layer):
         # dx buffers of its own, as PyTorch's inplace ReLU (DeepConvNet's step: -34 MB).
         # A convolution followed by such a ReLU applies max(., 0) in its own epilogue (its
         # `fuse_relu`), and the ReLU then only records the array: one pass over the activations
-        # fewer.
+        # fewer. A ReLU followed by a max pooling leaves its backward's mask to the pooling,
+        # which applies it to the pooled gradient (MaxPool2D.forward): a pass over the
+        # activations fewer again.
         last = len(self.layers) - 1
         self._inputs = []   # (shape, dtype) each layer got: the shape of its dx
         for i, layer in enumerate(self.layers):
@@ -338,6 +340,8 @@ class Sequential(Layer):
             if hasattr(layer, "fuse_relu") and hasattr(nxt, "input_rectified"):
                 fuse = i + 1 < last and not layer.backward_reads_output
                 layer.fuse_relu = nxt.input_rectified = fuse
+            if hasattr(layer, "grad_masked_by_next") and hasattr(nxt, "mask_rectified_grad"):
+                layer.grad_masked_by_next = nxt.mask_rectified_grad = True
             self._inputs.append((x.shape, x.dtype))
             x = layer.forward(x)
         return x

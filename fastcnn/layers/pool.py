@@ -56,6 +56,11 @@ class MaxPool2D(_Pool2D):
         super().__init__(kernel_size, stride, padding)
         self._set_config(kernel_size=kernel_size, stride=stride, padding=padding)
         self._indices = None
+        # Set by Sequential just before forward when the previous layer is a ReLU: backward then
+        # applies that ReLU's mask on its own, smaller gradient (see forward); forward consumes it
+        self.mask_rectified_grad = False
+        self._mask_grad = False
+        self._y = None
 
     def forward(self, x):
         # x: (N, C, H, W) -> y, indices: (N, C, OH, OW)
@@ -66,6 +71,14 @@ class MaxPool2D(_Pool2D):
             out=self._workspace("y", oshape, x.dtype),
             out_indices=self._workspace("indices", oshape, np.dtype(np.int32)))
         self._x_shape = x.shape
+        # The ReLU before passes every gradient back masked by x > 0 at the cells that get one:
+        # only window winners, where x is this layer's y. So masking dy by y > 0 here gives the
+        # same dx (a NaN winner is y, and gets 0 either way) in a pass over a quarter (2x2) of
+        # the data instead of the ReLU's over all of it. backward then reads y: a ReLU after
+        # this layer must not overwrite it (Sequential reads backward_reads_output).
+        self._mask_grad, self.mask_rectified_grad = self.mask_rectified_grad, False
+        self.backward_reads_output = self._mask_grad
+        self._y = y if self._mask_grad else None
         return y
 
     def backward(self, dy):
@@ -73,6 +86,9 @@ class MaxPool2D(_Pool2D):
             raise RuntimeError("MaxPool2D.backward called before forward")
         if not self.need_input_grad:
             return None
+        if self._mask_grad:
+            dy = F.relu_backward(dy, self._y, out=self._workspace("dy_masked", self._y.shape,
+                                                                   self._y.dtype))
         return F.max_pool2d_backward(dy, self._indices, self._x_shape,
                                      out=self._workspace("dx", self._x_shape, dy.dtype))
 
