@@ -79,7 +79,8 @@
 
 /* C (rows, n), rows ldc apart, = A (rows, K) B (K, n), rows ldb apart, for A a plane of the
  * filter transform: in AVX-512 the packed-panel GEMM of wg_gemm_avx512.h (A packed in panels of
- * WGP_R rows), elsewhere BLAS on plain row-major A. WG_GEMM(name): its float or double copy. */
+ * WGP_R rows), in AVX2 wg_gemm_avx2.h's on the same panels, elsewhere BLAS on plain row-major
+ * A. WG_GEMM(name): its float or double copy. */
 /* Rows per BLAS call where the threads split a GEMM's rows (see WG6_PLANE_GEMM below). */
 #define WG6_BLAS_ROWS 32
 #if defined(FC_ISA_AVX512)
@@ -92,6 +93,17 @@
 #define WG6_SPLIT WGP_R
 #define WG6_PLANE_GEMM(c, ldc, a, b, ldb, rows, K, n, split)                                  \
     WG_GEMM(wgp_gemm)(c, ldc, a, b, ldb, rows, K, n)
+#elif defined(FC_ISA_AVX2)
+/* its AVX2 twin (wg_gemm_avx2.h), on the same packing */
+#ifdef WG_F32
+#define WG_GEMM(name) name##_f32
+#else
+#define WG_GEMM(name) name##_f64
+#endif
+#define WG6_PACK WGP2_R
+#define WG6_SPLIT WGP2_R
+#define WG6_PLANE_GEMM(c, ldc, a, b, ldb, rows, K, n, split)                                  \
+    WG_GEMM(wgp2_gemm)(c, ldc, a, b, ldb, rows, K, n)
 #else
 /* BLAS rounds a row by the height of the block it comes in (OpenBLAS's Haswell kernels): where
  * the threads split the rows (`split`), they split them at multiples of WG6_SPLIT and each call

@@ -4,6 +4,8 @@
  * marks the float copies. No include guard. */
 #if defined(FC_ISA_AVX512)
 #include "wg_gemm_avx512.h"
+#elif defined(FC_ISA_AVX2)
+#include "wg_gemm_avx2.h"
 #endif
 #define REAL float
 #define GEMM fc_gemm_f32

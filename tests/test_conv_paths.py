@@ -196,11 +196,11 @@ def test_winograd6_channel_split_is_thread_count_independent(simd, rng):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_winograd6_every_panel_height(dtype, threads, rng):
-    """The AVX-512 float GEMM of the 6x6-tile kernels takes the filters packed in panels of 12
-    rows (output channels forward, input channels for dx), the last panel 1 to 12 rows high: every
-    height on both sides (OC + C = 25), 27 tiles (a full and a partial vector of them, or two
-    partial ones split between two threads)."""
+def test_winograd6_every_panel_height(simd, dtype, threads, rng):
+    """The AVX-512 and AVX2 GEMMs of the 6x6-tile kernels take the filters packed in panels of 12
+    rows (output channels forward, input channels for dx), the last panel 1 to 12 rows high (in
+    AVX2 two register blocks of up to 6): every height on both sides (OC + C = 25), 27 tiles (a
+    full and a partial vector of them, or two partial ones split between two threads)."""
     for oc in range(1, 25):
         x, w, b, padding = _inputs(rng, ((3, 25 - oc, 9, 9), oc, 1), dtype)
         with num_threads(threads):
@@ -208,6 +208,20 @@ def test_winograd6_every_panel_height(dtype, threads, rng):
             dy = randn(rng, y.shape, dtype)
             got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd4")
         assert_close(y, naive.conv2d(x, w, b, 1, padding), dtype)
+        for g, want in zip(got, naive.conv2d_backward(dy, x, w, 1, padding)):
+            assert_close(g, want, dtype)
+
+
+def test_winograd6_packed_gemm_every_column_tail(simd, dtype, rng):
+    """The packed GEMMs' columns are a block's tiles, two vectors at a time: 4 to 36 tiles (7x7
+    maps, 4 tiles each, 1 to 9 images) end on every multiple of 4 lanes, so two full vectors,
+    one full one, and partial ones of either width, in float (8 or 16 lanes) and double (4, 8)."""
+    for n in range(1, 10):
+        x, w, b, padding = _inputs(rng, ((n, 5, 7, 7), 13, 1), dtype)
+        y = F.conv2d(x, w, b, padding=padding, algorithm="winograd4")
+        assert_close(y, naive.conv2d(x, w, b, 1, padding), dtype)
+        dy = randn(rng, y.shape, dtype)
+        got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd4")
         for g, want in zip(got, naive.conv2d_backward(dy, x, w, 1, padding)):
             assert_close(g, want, dtype)
 

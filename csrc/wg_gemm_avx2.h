@@ -1,0 +1,60 @@
+/* wg_gemm_avx2.h: the Winograd planes' GEMM C (rows, n) = A (rows, K) B (K, n) in AVX2 + FMA,
+ * float and double, for an A that the filter transform wrote packed in panels of WGP2_R rows
+ * (the layout of wg_gemm_avx512.h's wgp_gemm: within a panel of rb rows, k-major, the rb values
+ * of column k contiguous), B (a transformed-data plane, rows ldb apart) read in place.
+ *
+ * Why: through BLAS these per-block GEMMs (n = a block's tiles, A a whole (OC, C) plane) had
+ * OpenBLAS pack A and B on every call: on DeepConvNet's 16->16 (28x28, batch 100, one thread,
+ * the AVX2 build on Zen 4) its packing took 27% of the forward + backward and its kernel 17%.
+ *
+ * 16 vector registers: a register block is half a panel, 6 rows by two vectors of C (12
+ * accumulators), with two vectors of a row of B and a broadcast of A. Each row's sum runs over
+ * k in order whatever the blocking, so threads splitting the rows do not change the bits.
+ * Included by the AVX2 copies of winograd6_variants.h only. */
+#ifndef FASTCNN_WG_GEMM_AVX2_H
+#define FASTCNN_WG_GEMM_AVX2_H
+
+#include <immintrin.h>
+#include <stddef.h>
+
+#define WGP2_R 12   /* rows per panel (as WGP_R: the filter transform packs for either) */
+#define WGP2_H 6    /* rows per register block: half a panel */
+
+/* Lanes [0, w) set (all for w >= the vector's lanes, none for w <= 0). */
+static inline __m256i wgp2_mask_f32(ptrdiff_t w)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(w < 8 ? (w > 0 ? w : 0) : 8)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline __m256i wgp2_mask_f64(ptrdiff_t w)
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(w < 4 ? (w > 0 ? w : 0) : 4),
+                              _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
+#define WG2_REAL float
+#define WG2_V __m256
+#define WG2_L 8
+#define WG2_LOADU _mm256_loadu_ps
+#define WG2_MASKLOAD _mm256_maskload_ps
+#define WG2_STOREU _mm256_storeu_ps
+#define WG2_BROADCAST _mm256_broadcast_ss
+#define WG2_FMA _mm256_fmadd_ps
+#define WG2_ZERO _mm256_setzero_ps
+#define WG2(name) name##_f32
+#include "wg_gemm_avx2_impl.h"
+
+#define WG2_REAL double
+#define WG2_V __m256d
+#define WG2_L 4
+#define WG2_LOADU _mm256_loadu_pd
+#define WG2_MASKLOAD _mm256_maskload_pd
+#define WG2_STOREU _mm256_storeu_pd
+#define WG2_BROADCAST _mm256_broadcast_sd
+#define WG2_FMA _mm256_fmadd_pd
+#define WG2_ZERO _mm256_setzero_pd
+#define WG2(name) name##_f64
+#include "wg_gemm_avx2_impl.h"
+
+#endif /* FASTCNN_WG_GEMM_AVX2_H */

@@ -1,0 +1,86 @@
+/* wg_gemm_avx2_impl.h: the type-generic body of wg_gemm_avx2.h, included by it once per dtype
+ * with WG2_REAL, WG2_V (the vector), WG2_L (its lanes), the intrinsics WG2_LOADU, WG2_MASKLOAD,
+ * WG2_STOREU, WG2_BROADCAST, WG2_FMA, WG2_ZERO and WG2(name) (adds _f32/_f64) defined, which it
+ * undefines at the end. No include guard. */
+
+/* C[r][0..w) = sum_k A[r + k*ak] B[k][0..w) for r < rb (<= WGP2_H), w <= nv*L columns: all of
+ * them when `full`, else the first w (B read under masks m0, m1; C through a buffer, as AVX2's
+ * masked stores are slow on AMD). rb, nv and full are constants after inlining. */
+static inline __attribute__((always_inline)) void
+WG2(wgp2_kernel)(WG2_REAL *restrict c, ptrdiff_t ldc, const WG2_REAL *restrict a, ptrdiff_t ak,
+                 const WG2_REAL *restrict b, ptrdiff_t ldb, ptrdiff_t K, const int rb,
+                 const int nv, const int full, ptrdiff_t w, __m256i m0, __m256i m1)
+{
+    WG2_V c0[WGP2_H], c1[WGP2_H];
+    for (int r = 0; r < rb; ++r) c0[r] = c1[r] = WG2_ZERO();
+    for (ptrdiff_t k = 0; k < K; ++k, a += ak, b += ldb) {
+        const WG2_V b0 = full ? WG2_LOADU(b) : WG2_MASKLOAD(b, m0);
+        const WG2_V b1 = nv == 2 ? (full ? WG2_LOADU(b + WG2_L) : WG2_MASKLOAD(b + WG2_L, m1)) : b0;
+        for (int r = 0; r < rb; ++r) {
+            const WG2_V av = WG2_BROADCAST(a + r);
+            c0[r] = WG2_FMA(av, b0, c0[r]);
+            if (nv == 2) c1[r] = WG2_FMA(av, b1, c1[r]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < rb; ++r) {
+        WG2_REAL *cr = c + r * ldc;
+        if (full) {
+            WG2_STOREU(cr, c0[r]);
+            if (nv == 2) WG2_STOREU(cr + WG2_L, c1[r]);
+        } else {
+            WG2_REAL t[2 * WG2_L];
+            WG2_STOREU(t, c0[r]);
+            if (nv == 2) WG2_STOREU(t + WG2_L, c1[r]);
+            for (ptrdiff_t j = 0; j < w; ++j) cr[j] = t[j];
+        }
+    }
+}
+
+/* C (rows, n), rows ldc apart, = A (rows, K) packed in panels of WGP2_R rows times B (K, n),
+ * rows ldb apart: panel by panel, 2L columns at a time, each half panel a register block (the
+ * panel, K*12 values, and the 2L columns of B stay in L1/L2 between them). */
+static inline void WG2(wgp2_gemm)(WG2_REAL *restrict c, ptrdiff_t ldc,
+                                  const WG2_REAL *restrict ap, const WG2_REAL *restrict b,
+                                  ptrdiff_t ldb, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n)
+{
+    for (ptrdiff_t p0 = 0; p0 < rows; p0 += WGP2_R) {
+        const int rb = rows - p0 < WGP2_R ? (int)(rows - p0) : WGP2_R;
+        const WG2_REAL *a = ap + p0 * K;
+        for (ptrdiff_t j = 0; j < n; j += 2 * WG2_L) {
+            const ptrdiff_t w = n - j < 2 * WG2_L ? n - j : 2 * WG2_L;
+            const __m256i m0 = WG2(wgp2_mask)(w), m1 = WG2(wgp2_mask)(w - WG2_L);
+            for (int h0 = 0; h0 < rb; h0 += WGP2_H) {
+                const int hb = rb - h0 < WGP2_H ? rb - h0 : WGP2_H;
+                WG2_REAL *cj = c + (p0 + h0) * ldc + j;
+                const WG2_REAL *ah = a + h0, *bj = b + j;
+#define WGP2_CALL(R_, NV_, FULL_) \
+    WG2(wgp2_kernel)(cj, ldc, ah, rb, bj, ldb, K, R_, NV_, FULL_, w, m0, m1)
+#define WGP2_CASE(R_)                                                                         \
+    case R_:                                                                                  \
+        if (w == 2 * WG2_L) WGP2_CALL(R_, 2, 1);                                              \
+        else if (w > WG2_L) WGP2_CALL(R_, 2, 0);                                              \
+        else if (w == WG2_L) WGP2_CALL(R_, 1, 1);                                             \
+        else WGP2_CALL(R_, 1, 0);                                                             \
+        break;
+                switch (hb) {
+                    WGP2_CASE(6) WGP2_CASE(5) WGP2_CASE(4) WGP2_CASE(3) WGP2_CASE(2)
+                    WGP2_CASE(1)
+                }
+#undef WGP2_CASE
+#undef WGP2_CALL
+            }
+        }
+    }
+}
+
+#undef WG2_REAL
+#undef WG2_V
+#undef WG2_L
+#undef WG2_LOADU
+#undef WG2_MASKLOAD
+#undef WG2_STOREU
+#undef WG2_BROADCAST
+#undef WG2_FMA
+#undef WG2_ZERO
+#undef WG2
