@@ -1,6 +1,7 @@
 /* wg_gemm_avx2_impl.h: the type-generic body of wg_gemm_avx2.h, included by it once per dtype
  * with WG2_REAL, WG2_V (the vector), WG2_L (its lanes), the intrinsics WG2_LOADU, WG2_MASKLOAD,
- * WG2_STOREU, WG2_BROADCAST, WG2_FMA, WG2_ZERO and WG2(name) (adds _f32/_f64) defined, which it
+ * WG2_STOREU, WG2_BROADCAST, WG2_FMA, WG2_ZERO, the lane sums WG2_HSUM4 and their store
+ * WG2_STORE4, and WG2(name) (adds _f32/_f64) defined, which it
  * undefines at the end. No include guard. */
 
 /* C[r][0..w) = sum_k A[r + k*ak] B[k][0..w) for r < rb (<= WGP2_H), w <= nv*L columns: all of
@@ -74,6 +75,73 @@ static inline void WG2(wgp2_gemm)(WG2_REAL *restrict c, ptrdiff_t ldc,
     }
 }
 
+/* C[r][c] (+)= sum_k A[r][k] B[c][k] for r < rb (<= WGD2_R), c < cb (<= WGD2_C): dot products
+ * in lanes over k (K rounded up to whole vectors, the last masked), then each summed across
+ * its lanes (WG2_HSUM4). rb and cb are constants after inlining. */
+static inline __attribute__((always_inline)) void
+WG2(wgd2_kernel)(WG2_REAL *restrict c, ptrdiff_t ldc, const WG2_REAL *restrict a, ptrdiff_t lda,
+                 const WG2_REAL *restrict b, ptrdiff_t ldb, ptrdiff_t K, const int rb,
+                 const int cb, int acc, __m256i tail)
+{
+    WG2_V s[WGD2_R][WGD2_C];
+    for (int r = 0; r < WGD2_R; ++r)
+        for (int q = 0; q < WGD2_C; ++q) s[r][q] = WG2_ZERO();
+    ptrdiff_t k = 0;
+    for (; k + WG2_L <= K; k += WG2_L) {
+        WG2_V av[WGD2_R], bv[WGD2_C];
+        for (int r = 0; r < rb; ++r) av[r] = WG2_LOADU(a + r * lda + k);
+        for (int q = 0; q < cb; ++q) bv[q] = WG2_LOADU(b + q * ldb + k);
+        for (int r = 0; r < rb; ++r)
+            for (int q = 0; q < cb; ++q) s[r][q] = WG2_FMA(av[r], bv[q], s[r][q]);
+    }
+    if (k < K) {
+        WG2_V av[WGD2_R], bv[WGD2_C];
+        for (int r = 0; r < rb; ++r) av[r] = WG2_MASKLOAD(a + r * lda + k, tail);
+        for (int q = 0; q < cb; ++q) bv[q] = WG2_MASKLOAD(b + q * ldb + k, tail);
+        for (int r = 0; r < rb; ++r)
+            for (int q = 0; q < cb; ++q) s[r][q] = WG2_FMA(av[r], bv[q], s[r][q]);
+    }
+    for (int r = 0; r < rb; ++r) {
+        WG2_REAL t[4];
+        WG2_STORE4(t, WG2_HSUM4(s[r][0], s[r][1], s[r][2], s[r][3]));
+        WG2_REAL *cr = c + r * ldc;
+        for (int q = 0; q < cb; ++q) cr[q] = acc ? cr[q] + t[q] : t[q];
+    }
+}
+
+/* The weight-gradient GEMM of the Winograd planes: C (rows, n), rows ldc apart, (+)= A (rows,
+ * K) B^T (acc: added to C), A's rows lda apart and B (n, K) rows ldb apart, both with K (the
+ * block's tiles) contiguous. */
+static inline void WG2(wgd2_gemm)(WG2_REAL *restrict c, ptrdiff_t ldc, const WG2_REAL *restrict a,
+                                  ptrdiff_t lda, const WG2_REAL *restrict b, ptrdiff_t ldb,
+                                  ptrdiff_t rows, ptrdiff_t n, ptrdiff_t K, int acc)
+{
+    const __m256i tail = WG2(wgp2_mask)(K % WG2_L);
+    for (ptrdiff_t r0 = 0; r0 < rows; r0 += WGD2_R) {
+        const int rb = rows - r0 < WGD2_R ? (int)(rows - r0) : WGD2_R;
+        for (ptrdiff_t q0 = 0; q0 < n; q0 += WGD2_C) {
+            const int cb = n - q0 < WGD2_C ? (int)(n - q0) : WGD2_C;
+            WG2_REAL *cq = c + r0 * ldc + q0;
+            const WG2_REAL *ar = a + r0 * lda, *bq = b + q0 * ldb;
+#define WGD2_CALL(R_, C_) WG2(wgd2_kernel)(cq, ldc, ar, lda, bq, ldb, K, R_, C_, acc, tail)
+#define WGD2_ROW(R_)                                                                          \
+    case R_:                                                                                  \
+        switch (cb) {                                                                         \
+        case 4: WGD2_CALL(R_, 4); break;                                                      \
+        case 3: WGD2_CALL(R_, 3); break;                                                      \
+        case 2: WGD2_CALL(R_, 2); break;                                                      \
+        default: WGD2_CALL(R_, 1); break;                                                     \
+        }                                                                                     \
+        break;
+            switch (rb) {
+                WGD2_ROW(3) WGD2_ROW(2) WGD2_ROW(1)
+            }
+#undef WGD2_ROW
+#undef WGD2_CALL
+        }
+    }
+}
+
 #undef WG2_REAL
 #undef WG2_V
 #undef WG2_L
@@ -82,5 +150,7 @@ static inline void WG2(wgp2_gemm)(WG2_REAL *restrict c, ptrdiff_t ldc,
 #undef WG2_STOREU
 #undef WG2_BROADCAST
 #undef WG2_FMA
+#undef WG2_HSUM4
+#undef WG2_STORE4
 #undef WG2_ZERO
 #undef WG2

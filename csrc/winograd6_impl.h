@@ -1189,6 +1189,13 @@ static void FN(wg6_backward_gemms)(REAL *dU, REAL *dV, const REAL *Ut, const REA
                 WG_GEMM(wgt_gemm)(dU + xi * OC * C + g0 * C, C, dYh + xi * PM + g0 * Tb, Tb,
                                   V + xi * PV, Tb, g1 - g0, C, nb, beta != 0, bt);
             else
+#elif defined(FC_ISA_AVX2)
+            /* up to 64 input channels, dot products (wg_gemm_avx2.h): OpenBLAS's packing took
+             * these small GEMMs; each element's sum runs in one order whoever computes it */
+            if (C <= WGD2_MAX_N && Tb >= WGD2_MIN_K)
+                WG_GEMM(wgd2_gemm)(dU + xi * OC * C + g0 * C, C, dYh + xi * PM + g0 * Tb, Tb,
+                                   V + xi * PV, Tb, g1 - g0, C, nb, beta != 0);
+            else
 #endif
                 for (ptrdiff_t r0 = g0; r0 < g1;) {
                     /* split rows: calls of WG6_BLAS_ROWS from a multiple of it, as

@@ -238,10 +238,11 @@ def _on_blas(fn):
 
 
 @pytest.mark.parametrize("channels", [1, 15, 16, 17, 31, 32, 33, 40, 64, 65])
-def test_winograd6_weight_gradient_widths(dtype, channels, rng):
+def test_winograd6_weight_gradient_widths(simd, dtype, channels, rng):
     """The AVX-512 weight-gradient GEMM of the 6x6-tile kernels (dU = dY^ V^T, 16 to 64 input
     channels and from 32 output channels; OpenBLAS otherwise) transposes V 32 (double: 16)
-    channels at a time in 16 x 16 (8 x 8) blocks:
+    channels at a time in 16 x 16 (8 x 8) blocks; the AVX2 one (up to 64 input channels) takes
+    dot products in blocks of 3 output by 4 input channels, over tiles in vectors of 8 (4):
     every kind of last block of channels, 72 tiles (more than one block of them, the last
     partial: the products added to the previous blocks'), 50 output channels (full panels and a
     partial one), with and without dx; against im2col on BLAS (itself checked against the
@@ -260,9 +261,9 @@ def test_winograd6_weight_gradient_widths(dtype, channels, rng):
         np.testing.assert_array_equal(dw, got[1])
 
 
-def test_winograd6_weight_gradient_panel_heights(dtype, rng):
-    """That GEMM's last panel of dU rows is 1 to 12 high (37..48 output channels), on 20 input
-    channels (one vector and a partial one)."""
+def test_winograd6_weight_gradient_panel_heights(simd, dtype, rng):
+    """That GEMM's last panel of dU rows is 1 to 12 high (37..48 output channels; in AVX2 every
+    remainder of 3 rows), on 20 input channels (one vector and a partial one; 5 blocks of 4)."""
     for oc in range(37, 49):
         x, w, b, padding = _inputs(rng, ((2, 20, 9, 9), oc, 1), dtype)
         dy = randn(rng, F.conv2d(x, w, b, padding=padding).shape, dtype)
