@@ -157,11 +157,18 @@ def test_lr_schedules(quick):
     s, out = quick("lr-schedules")
     check_files("lr-schedules", s, out)
     k = s["key"]
-    # every decaying schedule ends at a lower training loss than the constant rate
-    assert k["decayed_schedules_below_constant"] == 3
-    for name in ("step", "exponential", "cosine"):
-        assert k[f"final_train_loss_{name}"] < k["final_train_loss_constant"]
     h = s["results"]["history"]
+    # the smooth decays end steadier than the constant rate: a smaller spread of the iteration
+    # losses over the last quarter, and cosine's lower on average too (over seeds 0-4 at this size
+    # these hold with margins of 1.4-6x). The last epoch's mean loss of each schedule against the
+    # constant one is not asserted: at lr 0.01 Adam's constant run spikes or not by chance (0.23
+    # or 0.022 at seed 0 with the loss's exp rounded 1 ulp differently), and the step schedule,
+    # down to 1e-4 after two thirds of the epochs, mostly ends above it.
+    tail = {name: np.asarray(v["iter_loss"][-len(v["iter_loss"]) // 4:]) for name, v in h.items()}
+    for name in ("exponential", "cosine"):
+        assert tail[name].std() < tail["constant"].std(), name
+    assert tail["cosine"].mean() < tail["constant"].mean()
+    assert 0 <= k["decayed_schedules_below_constant"] <= 3
     assert h["constant"]["lr"] == [0.01] * len(h["constant"]["lr"])
     assert h["cosine"]["lr"][-1] < 0.01 * 0.1 and h["step"]["lr"][-1] < h["step"]["lr"][0]
 
