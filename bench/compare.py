@@ -42,7 +42,10 @@ PyTorch is skipped (with a note) when not installed. The load average (os.getloa
 at start and end: the machine is shared, so read ratios, not absolute times, and re-run when the
 load is high. BLAS details come from threadpoolctl when importable. This script never changes
 OPENBLAS_* variables; to run without them, unset them in the command itself:
-`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py`.
+`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py`. To see an AVX2-only CPU
+on an AVX-512 one, cap all three libraries in the command (the header's env line records it):
+`FASTCNN_SIMD=avx2 OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+python bench/compare.py`.
 """
 from __future__ import annotations
 
@@ -139,9 +142,14 @@ def machine_facts(impls):
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "python": platform.python_version(),
         "numpy": __import__("numpy").__version__,
+        # the variables that change what runs: BLAS kernels and threads, fastcnn's backend and
+        # instruction set, PyTorch's (ATen's and oneDNN's): an AVX2-only CPU is run on an AVX-512
+        # one by capping all of them (README, Performance)
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                                "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                               "FASTCNN_BACKEND") if k in os.environ},
+                                               "FASTCNN_BACKEND", "FASTCNN_SIMD",
+                                               "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+                if k in os.environ},
     }
     if "torch" in impls:
         facts["torch"] = cases.torch_module().__version__
@@ -337,7 +345,8 @@ def main(argv=None):
     fcc = facts.get("fastcnn_config")
     if fcc:
         print("fastcnn: " + ", ".join(f"{k} {fcc[k]}" for k in
-                                      ("openmp", "simd (cpu)", "compiler flags") if k in fcc))
+                                      ("openmp", "simd (cpu)", "simd (dispatched kernels)",
+                                       "compiler flags") if k in fcc))
     if facts["env"]:
         print("env: " + " ".join(f"{k}={v}" for k, v in facts["env"].items()))
     print(f"median of {args.repeat} rounds (numpy: {args.numpy_repeat}), each >= "
