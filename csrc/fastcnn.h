@@ -216,15 +216,17 @@ void fc_relu_backward_f64(double *dx, const double *dy, const double *y, ptrdiff
 
 /* ---- softmax cross-entropy (softmax_xent.c) ------------------------------------------------
  * Forward: probs (N, K) = softmax of each row of logits, *loss = the mean over rows of
- * log(sum exp(row)) - row[labels[n]] (row_loss: N doubles of scratch). Backward: d (N, K) =
+ * log(sum exp(row)) - row[labels[n]] (row_loss: N doubles of scratch), and unless grad is NULL
+ * grad (N, K) = (probs - onehot(labels)) / N, the backward's result for scale 1/N. Backward: d (N, K) =
  * scale * (probs - onehot(labels)); d may be probs. Both return -1, or the index of the first
  * label outside [0, K) having written nothing. A row whose max is NaN or +-inf gives NaN. */
-ptrdiff_t fc_softmax_xent_forward_f32(float *probs, double *loss, double *row_loss,
+ptrdiff_t fc_softmax_xent_forward_f32(float *probs, float *grad, double *loss, double *row_loss,
                                       const float *logits, const int64_t *labels, ptrdiff_t N,
                                       ptrdiff_t K, int n_threads);
-ptrdiff_t fc_softmax_xent_forward_f64(double *probs, double *loss, double *row_loss,
-                                      const double *logits, const int64_t *labels, ptrdiff_t N,
-                                      ptrdiff_t K, int n_threads);
+ptrdiff_t fc_softmax_xent_forward_f64(double *probs, double *grad, double *loss,
+                                      double *row_loss, const double *logits,
+                                      const int64_t *labels, ptrdiff_t N, ptrdiff_t K,
+                                      int n_threads);
 ptrdiff_t fc_softmax_xent_backward_f32(float *d, const float *probs, const int64_t *labels,
                                        ptrdiff_t N, ptrdiff_t K, double scale, int n_threads);
 ptrdiff_t fc_softmax_xent_backward_f64(double *d, const double *probs, const int64_t *labels,

@@ -46,12 +46,23 @@ static REAL FN(sx_sum)(const REAL *restrict e, ptrdiff_t K)
     return s;
 }
 
-/* Rows [n0, n1): probs, and each row's loss log(sum exp(x - max)) - (x[label] - max). Three
- * passes over the rows' block, which stays in L1: shifted logits by rows, exp over the whole
- * block (one long vector loop even when rows are 10 wide), then sums and scaling by rows. */
-static void FN(sx_rows)(REAL *restrict probs, double *restrict row_loss,
+/* The gradient of row n from its probabilities: g = s * (p - onehot(label)) (the backward's
+ * arithmetic, so that either gives the same bits). */
+static inline void FN(sx_grad_row)(REAL *restrict g, const REAL *restrict p, ptrdiff_t K,
+                                   int64_t label, REAL s)
+{
+#pragma omp simd
+    for (ptrdiff_t k = 0; k < K; ++k) g[k] = p[k] * s;
+    g[label] -= s;
+}
+
+/* Rows [n0, n1): probs, each row's loss log(sum exp(x - max)) - (x[label] - max) and, if grad is
+ * not NULL, the gradient of the mean loss (1/N: s). Three passes over the rows' block, which
+ * stays in L1: shifted logits by rows, exp over the whole block (one long vector loop even when
+ * rows are 10 wide), then sums, scaling and the gradient by rows. */
+static void FN(sx_rows)(REAL *restrict probs, REAL *restrict grad, double *restrict row_loss,
                         const REAL *restrict logits, const int64_t *restrict labels,
-                        ptrdiff_t n0, ptrdiff_t n1, ptrdiff_t K)
+                        ptrdiff_t n0, ptrdiff_t n1, ptrdiff_t K, REAL s)
 {
     REAL *restrict p = probs + n0 * K;
     const REAL *restrict x = logits + n0 * K;
@@ -73,29 +84,31 @@ static void FN(sx_rows)(REAL *restrict probs, double *restrict row_loss,
     for (ptrdiff_t n = n0; n < n1; ++n, p += K) {
         if (row_loss[n] != row_loss[n]) {
             for (ptrdiff_t k = 0; k < K; ++k) p[k] = (REAL)NAN;
-            continue;
-        }
-        const REAL s = FN(sx_sum)(p, K);   /* >= 1: the max's term is exp(0) */
-        const REAL inv = 1 / s;
+        } else {
+            const REAL sum = FN(sx_sum)(p, K);   /* >= 1: the max's term is exp(0) */
+            const REAL inv = 1 / sum;
 #pragma omp simd
-        for (ptrdiff_t k = 0; k < K; ++k) p[k] *= inv;
-        row_loss[n] += log((double)s);
+            for (ptrdiff_t k = 0; k < K; ++k) p[k] *= inv;
+            row_loss[n] += log((double)sum);
+        }
+        if (grad) FN(sx_grad_row)(grad + n * K, p, K, labels[n], s);
     }
 }
 
 /* Per-row losses into row_loss (N), summed in row order afterwards by the caller so that every
  * thread count gives the same bits. Blocks of about SX_BLOCK elements (whole rows); the threads
  * split them past FC_STREAM_PARALLEL_MIN elements. */
-static void FN(sx_forward)(REAL *probs, double *row_loss, const REAL *logits,
+static void FN(sx_forward)(REAL *probs, REAL *grad, double *row_loss, const REAL *logits,
                            const int64_t *labels, ptrdiff_t N, ptrdiff_t K, int n_threads)
 {
+    const REAL s = (REAL)(1.0 / (double)N);
     const ptrdiff_t rows = K >= SX_BLOCK ? 1 : SX_BLOCK / K;
     const ptrdiff_t blocks = (N + rows - 1) / rows;
     int nt = fc_clamp_threads(n_threads, N * K / FC_STREAM_PARALLEL_MIN + 1);
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (ptrdiff_t b = 0; b < blocks; ++b) {
         const ptrdiff_t n0 = b * rows, n1 = n0 + rows < N ? n0 + rows : N;
-        FN(sx_rows)(probs, row_loss, logits, labels, n0, n1, K);
+        FN(sx_rows)(probs, grad, row_loss, logits, labels, n0, n1, K, s);
     }
 }
 
@@ -104,9 +117,7 @@ static void FN(sx_backward)(REAL *d, const REAL *probs, const int64_t *labels, p
                             ptrdiff_t K, double scale, int n_threads)
 {
     const REAL s = (REAL)scale;
-    const ptrdiff_t total = N * K;
-    int nt = fc_clamp_threads(n_threads, total / FC_STREAM_PARALLEL_MIN + 1);
-#pragma omp parallel for simd num_threads(nt) if (parallel : nt > 1) schedule(static)
-    for (ptrdiff_t i = 0; i < total; ++i) d[i] = probs[i] * s;
-    for (ptrdiff_t n = 0; n < N; ++n) d[n * K + labels[n]] -= s;
+    int nt = fc_clamp_threads(n_threads, N * K / FC_STREAM_PARALLEL_MIN + 1);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (ptrdiff_t n = 0; n < N; ++n) FN(sx_grad_row)(d + n * K, probs + n * K, K, labels[n], s);
 }

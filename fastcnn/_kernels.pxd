@@ -141,12 +141,14 @@ cdef extern from "fastcnn.h" nogil:
     void fc_relu_backward_f64(double *dx, const double *dy, const double *y, ptrdiff_t n,
                               int n_threads)
 
-    ptrdiff_t fc_softmax_xent_forward_f32(float *probs, double *loss, double *row_loss,
-                                          const float *logits, const int64_t *labels,
-                                          ptrdiff_t N, ptrdiff_t K, int n_threads)
-    ptrdiff_t fc_softmax_xent_forward_f64(double *probs, double *loss, double *row_loss,
-                                          const double *logits, const int64_t *labels,
-                                          ptrdiff_t N, ptrdiff_t K, int n_threads)
+    ptrdiff_t fc_softmax_xent_forward_f32(float *probs, float *grad, double *loss,
+                                          double *row_loss, const float *logits,
+                                          const int64_t *labels, ptrdiff_t N, ptrdiff_t K,
+                                          int n_threads)
+    ptrdiff_t fc_softmax_xent_forward_f64(double *probs, double *grad, double *loss,
+                                          double *row_loss, const double *logits,
+                                          const int64_t *labels, ptrdiff_t N, ptrdiff_t K,
+                                          int n_threads)
     ptrdiff_t fc_softmax_xent_backward_f32(float *d, const float *probs, const int64_t *labels,
                                            ptrdiff_t N, ptrdiff_t K, double scale, int n_threads)
     ptrdiff_t fc_softmax_xent_backward_f64(double *d, const double *probs,

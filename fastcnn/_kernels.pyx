@@ -275,21 +275,22 @@ def relu_backward(floating[::1] dx, const floating[::1] dy, const floating[::1] 
             fc_relu_backward_f64(_ptr(dx), _cptr(dy), _cptr(y), y.shape[0], n_threads)
 
 
-def softmax_xent_forward(floating[:, ::1] probs, double[::1] row_loss,     # OUT
+def softmax_xent_forward(floating[:, ::1] probs, floating[::1] grad,       # OUT (grad may be
+                         double[::1] row_loss,                                 #  empty: skipped)
                          const floating[:, ::1] logits, const int64_t[::1] labels,  # IN
                          int n_threads):
-    """probs = softmax(logits) by rows; returns (mean cross-entropy, -1), or (nan, n) with n the
-    first label outside [0, K) and nothing written."""
+    """probs = softmax(logits) by rows, grad (flat, N*K) = (probs - onehot) / N; returns (mean
+    cross-entropy, -1), or (0, n) with n the first label outside [0, K) and nothing written."""
     cdef double loss = 0.0
     cdef Py_ssize_t bad
     cdef Py_ssize_t N = logits.shape[0], K = logits.shape[1]
     with nogil:
         if floating is float:
-            bad = fc_softmax_xent_forward_f32(&probs[0, 0], &loss, &row_loss[0], &logits[0, 0],
-                                              &labels[0], N, K, n_threads)
+            bad = fc_softmax_xent_forward_f32(&probs[0, 0], _ptr(grad), &loss, &row_loss[0],
+                                              &logits[0, 0], &labels[0], N, K, n_threads)
         else:
-            bad = fc_softmax_xent_forward_f64(&probs[0, 0], &loss, &row_loss[0], &logits[0, 0],
-                                              &labels[0], N, K, n_threads)
+            bad = fc_softmax_xent_forward_f64(&probs[0, 0], _ptr(grad), &loss, &row_loss[0],
+                                              &logits[0, 0], &labels[0], N, K, n_threads)
     return loss, bad
 
 

@@ -1140,12 +1140,14 @@ def _bad_labels(fn, labels, K):
                      f"[{labels.min()}, {labels.max()}]")
 
 
-def softmax_cross_entropy(logits, labels):
+def softmax_cross_entropy(logits, labels, return_grad=False):
     """Mean cross-entropy of softmax(logits) against integer labels: (loss, probs).
 
     loss = mean_n (logsumexp(logits[n]) - logits[n, labels[n]]), computed after subtracting each
     row's max so large logits cannot overflow. probs = softmax(logits) in the logits' dtype. A
     row holding NaN, or +-inf as its largest logit, gives NaN probabilities and a NaN loss.
+    return_grad: (loss, probs, dlogits), dlogits what softmax_cross_entropy_backward(probs,
+    labels) returns, computed in the same pass (a training step's loss needs both).
     """
     fn = "softmax_cross_entropy"
     logits = _check_array(fn, "logits", logits, (2,))
@@ -1159,13 +1161,17 @@ def softmax_cross_entropy(logits, labels):
     checked = _check_labels(fn, labels, N, K, check_range=reference)
     logits = _contig(logits)
     if reference:
-        return _reference().softmax_cross_entropy_forward(logits, checked)
+        loss, probs = _reference().softmax_cross_entropy_forward(logits, checked)
+        if return_grad:
+            return loss, probs, _reference().softmax_cross_entropy_backward(probs, checked, 1.0)
+        return loss, probs
     probs = np.empty((N, K), logits.dtype)
-    loss, bad = _kernels.softmax_xent_forward(probs, np.empty(N), logits, checked,
-                                              get_num_threads())
+    grad = np.empty((N, K) if return_grad else 0, logits.dtype)
+    loss, bad = _kernels.softmax_xent_forward(probs, grad.reshape(-1), np.empty(N), logits,
+                                              checked, get_num_threads())
     if bad >= 0:
         _bad_labels(fn, np.asarray(labels), K)
-    return loss, probs
+    return (loss, probs, grad) if return_grad else (loss, probs)
 
 
 def softmax_cross_entropy_backward(probs, labels, dout=1.0):

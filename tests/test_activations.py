@@ -243,6 +243,11 @@ def test_softmax_every_simd_path_matches_naive(simd, dtype, shape, rng):
     np.testing.assert_allclose(loss, nloss, rtol=tol, atol=1e-6)
     d = F.softmax_cross_entropy_backward(probs, labels, 0.5)
     assert_close(d, 0.5 * naive.softmax_cross_entropy_backward(probs, labels), dtype, rtol=tol)
+    # the forward's own gradient (return_grad): the backward's bits, probs and loss unchanged
+    loss2, probs2, grad = F.softmax_cross_entropy(logits, labels, return_grad=True)
+    assert loss2 == loss and grad.shape == shape and grad.dtype == dtype
+    np.testing.assert_array_equal(probs2, probs)
+    np.testing.assert_array_equal(grad, F.softmax_cross_entropy_backward(probs, labels))
 
 
 def test_softmax_exp_is_accurate_to_the_subnormals(simd, dtype):
@@ -297,7 +302,8 @@ def test_softmax_threads_past_the_split_agree(dtype, shape, rng):
     for n in (1, 2):
         with num_threads(n):
             loss, probs = F.softmax_cross_entropy(logits, labels)
-            outs.append((loss, probs, F.softmax_cross_entropy_backward(probs, labels, 3.0)))
+            outs.append((loss, probs, F.softmax_cross_entropy_backward(probs, labels, 3.0),
+                         F.softmax_cross_entropy(logits, labels, return_grad=True)[2]))
     assert outs[0][0] == outs[1][0]
     for a, b in zip(outs[0][1:], outs[1][1:]):
         np.testing.assert_array_equal(a, b)

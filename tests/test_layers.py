@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import naive
+from fastcnn import functional as F
 from fastcnn import layers as L
 from fastcnn import testing
 
@@ -213,6 +214,28 @@ def test_softmax_cross_entropy_values():
     np.testing.assert_allclose(d, 0.0, atol=1e-12)
     loss(np.zeros((2, 2)), np.array([0, 1]))
     np.testing.assert_allclose(loss.backward(2.0), [[-0.5, 0.5], [0.5, -0.5]])
+
+
+@pytest.mark.parametrize("backend_name", ["fast", "reference"])
+def test_softmax_cross_entropy_backward_after_forward(backend_name, rng):
+    """forward computes the gradient in its pass and the first backward() hands it over; it is
+    the functional backward's to the bit, and any later call (or another dout) computes it again
+    from probs, so a caller that changes the array it got does not change the next one."""
+    logits = rng.standard_normal((6, 5)).astype(np.float32)
+    labels = rng.integers(0, 5, 6)
+    with F.use_backend(backend_name):
+        loss = L.SoftmaxCrossEntropy()
+        loss(logits, labels)
+        want = F.softmax_cross_entropy_backward(loss.probs, labels)
+        d1 = loss.backward()
+        np.testing.assert_array_equal(d1, want)
+        d1[...] = 7
+        d2 = loss.backward()
+        assert d2 is not d1
+        np.testing.assert_array_equal(d2, want)
+        loss(logits, labels)
+        np.testing.assert_allclose(loss.backward(-3.0), -3.0 * want, rtol=1e-6)
+        np.testing.assert_array_equal(loss.backward(), want)
 
 
 # ---- Dropout and BatchNorm: train vs eval --------------------------------------------------------
