@@ -75,7 +75,10 @@ static void FN(sx_rows)(REAL *restrict probs, REAL *restrict grad, double *restr
         }
         row_loss[n] = (double)m - (double)x[labels[n]];
 #pragma omp simd
-        for (ptrdiff_t k = 0; k < K; ++k) p[k] = x[k] - m;
+        for (ptrdiff_t k = 0; k < K; ++k) {   /* clamped to vexp's domain: -inf and below: +0 */
+            const REAL d = x[k] - m;
+            p[k] = d > FN(vexp_lo) ? d : FN(vexp_lo);
+        }
     }
     p = probs + n0 * K;
     const ptrdiff_t len = (n1 - n0) * K;

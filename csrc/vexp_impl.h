@@ -6,19 +6,23 @@
  * exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in two parts (Cody & Waite: the
  * high part has few mantissa bits, so n * high is exact) and |r| <= ln(2)/2, where the Taylor
  * series to r^7 (float) or r^13 (double) is within 1e-8 (4e-18) of exp(r) relative: the result's
- * error is the arithmetic's rounding, about 1 ulp. n is rounded by adding 1.5 * 2^23 (2^52): the
+ * error is the arithmetic's rounding, about 1 ulp. (A table of 2^(j/32) and a degree-6 series
+ * for double ran slower on Zen 4: its gathers.) n is rounded by adding 1.5 * 2^23 (2^52): the
  * sum's low mantissa bits then hold n, which also avoids rint, a libm call without SSE4.1. 2^n is
  * built from exponent bits in two halves, 2^(n - n/2) * 2^(n/2), so results down to the smallest
- * subnormal come out right; below that (and -inf) the result is +0. NaN is the caller's to
- * screen (softmax_xent_impl.h does, per row). */
+ * subnormal come out right. The input must lie in [FN(vexp_lo), 0]: the caller clamps it (exp of
+ * the bound rounds to +0, so clamping -inf or anything below gives +0) in a loop of its own. A
+ * clamp or a select in here made GCC split the loop body into a constant path and the other,
+ * which it then vectorised only with AVX-512's masks. NaN is the caller's to screen
+ * (softmax_xent_impl.h does, per row). */
 #include <string.h>
 
 #if FC_DTYPE_F32
-static inline float FN(vexp_nonpos)(float x)
+static const float FN(vexp_lo) = -104.0f;   /* exp(-104) = 6.8e-46: half the smallest subnormal */
+
+static inline float FN(vexp_nonpos)(float xc)
 {
-    const float lo = -104.0f;   /* exp(-104) = 6.8e-46, under half the smallest subnormal */
     const float shifter = 12582912.0f;   /* 1.5 * 2^23, bits 0x4B400000 */
-    const float xc = x > lo ? x : lo;
     const float ts = xc * 1.44269504088896341f + shifter;
     const float n = ts - shifter;
     int32_t k;
@@ -39,15 +43,14 @@ static inline float FN(vexp_nonpos)(float x)
     float s1, s2;
     memcpy(&s1, &b1, sizeof s1);
     memcpy(&s2, &b2, sizeof s2);
-    const float y = p * s1 * s2;
-    return x < lo ? 0.0f : y;
+    return p * s1 * s2;
 }
 #else
-static inline double FN(vexp_nonpos)(double x)
+static const double FN(vexp_lo) = -746.0;   /* exp(-746) = 1.0e-324: half the smallest subnormal */
+
+static inline double FN(vexp_nonpos)(double xc)
 {
-    const double lo = -746.0;   /* exp(-746) = 1.0e-324, under half the smallest subnormal */
     const double shifter = 6755399441055744.0;   /* 1.5 * 2^52, bits 0x4338000000000000 */
-    const double xc = x > lo ? x : lo;
     const double ts = xc * 1.4426950408889634074 + shifter;
     const double n = ts - shifter;
     int64_t k;
@@ -75,7 +78,6 @@ static inline double FN(vexp_nonpos)(double x)
     double s1, s2;
     memcpy(&s1, &b1, sizeof s1);
     memcpy(&s2, &b2, sizeof s2);
-    const double y = p * s1 * s2;
-    return x < lo ? 0.0 : y;
+    return p * s1 * s2;
 }
 #endif
