@@ -18,7 +18,8 @@
 #include <string.h>
 
 #if FC_DTYPE_F32
-static const float FN(vexp_lo) = -104.0f;   /* exp(-104) = 6.8e-46: under half the smallest subnormal */
+/* exp(-104) = 6.8e-46, under half the smallest subnormal: rounds to +0 */
+static const float FN(vexp_lo) = -104.0f;
 
 static inline float FN(vexp_nonpos)(float xc)
 {
@@ -46,7 +47,8 @@ static inline float FN(vexp_nonpos)(float xc)
     return p * s1 * s2;
 }
 #else
-static const double FN(vexp_lo) = -746.0;   /* exp(-746) = 1.0e-324: under half the smallest subnormal */
+/* exp(-746) = 1.0e-324, under half the smallest subnormal: rounds to +0 */
+static const double FN(vexp_lo) = -746.0;
 
 static inline double FN(vexp_nonpos)(double xc)
 {

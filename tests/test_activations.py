@@ -223,7 +223,7 @@ def test_threads_do_not_change_results(dtype, rng):
         np.testing.assert_array_equal(a, b)
 
 
-# ---- the compiled loss kernel: every instruction set, its exp, blocks and threads -----------------
+# ---- the compiled loss kernel: every instruction set, its exp, blocks and threads --------------
 
 # (7, 10): the study's short rows (plain-loop sums); (5, 33) and (3, 1000): simd reductions with
 # tails; (300, 7) and (2, 5000): more than one block of rows (SX_BLOCK elements) or rows past it
@@ -262,7 +262,8 @@ def test_softmax_exp_is_accurate_to_the_subnormals(simd, dtype):
     want = e / (1 + e)
     rounded = want.astype(dtype)
     np.testing.assert_array_equal(probs[:, 1] == 0, rounded == 0)
-    ulps = np.abs(probs[:, 1].astype(np.longdouble) - want) / np.spacing(rounded).astype(np.longdouble)
+    got = probs[:, 1].astype(np.longdouble)
+    ulps = np.abs(got - want) / np.spacing(rounded).astype(np.longdouble)
     assert ulps.max() <= 3.0, f"exp off by {float(ulps.max()):.2f} ulp at x = {xs[ulps.argmax()]}"
     # the largest logit's own term, exp(0) = 1, is exact: a one-class row is probability 1
     np.testing.assert_array_equal(F.softmax_cross_entropy(np.ones((3, 1), dtype), [0, 0, 0])[1], 1)
