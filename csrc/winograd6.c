@@ -40,12 +40,16 @@ static ptrdiff_t wg6_block(ptrdiff_t C, ptrdiff_t OC)
  * transform writes do not alias the same L1 sets (as in winograd.c). */
 static ptrdiff_t wg6_plane(ptrdiff_t rows, ptrdiff_t Tb) { return rows * Tb + 16; }
 
+/* Elements past the block's tiles in each plane the row gathers fill (winograd6_impl.h: the AVX2
+ * ones store whole vectors of 8 tiles). */
+#define WG6_SLACK 8
+
 /* Forward, per thread: V (36 planes of C*Tb), M (36 planes of OC*Tb), transform scratch of 40
- * planes of Tb (the output's and the gradient's M*M + 6*M; the input's 36). */
+ * planes of Tb + WG6_SLACK (the output's and the gradient's M*M + 6*M; the input's 36). */
 static ptrdiff_t wg6_forward_per_thread(ptrdiff_t C, ptrdiff_t OC)
 {
     ptrdiff_t tb = wg6_block(C, OC);
-    return 36 * (wg6_plane(C, tb) + wg6_plane(OC, tb)) + 40 * tb;
+    return 36 * (wg6_plane(C, tb) + wg6_plane(OC, tb)) + 40 * (tb + WG6_SLACK);
 }
 
 /* Backward-weights, per thread: partial dU (36*OC*C), partial dbias (OC), then as forward. */

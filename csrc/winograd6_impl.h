@@ -438,10 +438,21 @@ static void FN(wg6_row_add_avx512)(REAL *restrict dst, ptrdiff_t iw0, ptrdiff_t 
 #undef WG6V_JOIN
 #endif
 
+/* AVX2 float F(4x4,3x3): the row gathers in AVX2 (winograd6_avx2_rows.h), on rows of at least
+ * WG6_AVX2_MIN_TW tiles */
+#if defined(FC_ISA_AVX2) && defined(WG_F32) && WG_M == 4
+#define WG6_AVX2_ROWS 1
+#define WG6_AVX2_MIN_TW 4
+#include "winograd6_avx2_rows.h"
+#else
+#define WG6_AVX2_ROWS 0
+#endif
+
 /* The 36 raw inputs of len tiles of one tile row segment of the plane xc (H, W), inputs starting
  * at row ih0, column iw0 + M*j (either may be negative: padding; or run past the plane:
  * cropping), into planes P[r*6 + k][j] (Tb apart); cells outside the plane are 0 (the AVX-512
- * float copy stores them row-transformed, as d B: see wg6_gather_avx512 and wg6_input_block).
+ * copies store them row-transformed, as d B: see wg6_gather_avx512 and wg6_input_block; so does
+ * wg6_gather_avx2, which the AVX2 float F(4x4) copy runs instead on rows of 4 tiles or more).
  * Only the tiles at the ends of a row reach into the padding: they alone test their columns. */
 static void FN(wg6_gather_segment)(REAL *restrict P, ptrdiff_t Tb, const REAL *restrict xc,
                                    ptrdiff_t H, ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t iw0,
@@ -786,14 +797,14 @@ static void FN(wg6_scatter_narrow_avx512)(REAL *restrict dx, const REAL *restric
 #endif
 
 /* Transformed input of the tiles [b0, b1), channels [c0, c1), into V (36 planes PV apart of
- * (C, Tb)); rb: 36*Tb. */
+ * (C, Tb)); rb: 36*(Tb + WG6_SLACK). */
 static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL *restrict x,
                                 ptrdiff_t b0, ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t PV,
                                 ptrdiff_t C, ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t H,
                                 ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t TH,
                                 ptrdiff_t TW)
 {
-    const ptrdiff_t nb = b1 - b0;
+    const ptrdiff_t nb = b1 - b0, TP = Tb + WG6_SLACK;   /* P's planes: TP apart */
     REAL *restrict P = rb;
 #if defined(FC_ISA_AVX512) && defined(WG_F32)
     if (W <= 16) {
@@ -801,40 +812,54 @@ static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL 
         return;
     }
 #endif
+    /* whether the gathers store the rows transformed, d B */
+#if defined(FC_ISA_AVX512)
+    const int rows_dB = 1;
+#elif WG6_AVX2_ROWS
+    const int rows_dB = TW >= WG6_AVX2_MIN_TW;
+#else
+    const int rows_dB = 0;
+#endif
     for (ptrdiff_t c = c0; c < c1; ++c) {
         WG_SEGMENTS(b0, b1, TH, TW, {
-            FN(wg6_gather_segment)(P + (t - b0), Tb, x + (n * C + c) * H * W, H, W,
+#if WG6_AVX2_ROWS
+            if (rows_dB)
+                FN(wg6_gather_avx2)(P + (t - b0), TP, x + (n * C + c) * H * W, H, W,
+                                    WG_M * ti - PH, WG_M * tj0 - PW, len);
+            else
+#endif
+            FN(wg6_gather_segment)(P + (t - b0), TP, x + (n * C + c) * H * W, H, W,
                                    WG_M * ti - PH, WG_M * tj0 - PW, len);
         });
-#if defined(FC_ISA_AVX512)
-        for (int k = 0; k < 6; ++k) {   /* B^T (d B): column k of every tile into V */
-            const REAL *p = P + k * Tb;
-            REAL *v = V + k * PV + c * Tb;
+        if (rows_dB) {
+            for (int k = 0; k < 6; ++k) {   /* B^T (d B): column k of every tile into V */
+                const REAL *p = P + k * TP;
+                REAL *v = V + k * PV + c * Tb;
 #pragma omp simd
-            for (ptrdiff_t j = 0; j < nb; ++j) {
-                REAL o[6];
-                WG6_BT(o, p + j, 6 * Tb);
-                for (int i = 0; i < 6; ++i) v[i * 6 * PV + j] = o[i];
+                for (ptrdiff_t j = 0; j < nb; ++j) {
+                    REAL o[6];
+                    WG6_BT(o, p + j, 6 * TP);
+                    for (int i = 0; i < 6; ++i) v[i * 6 * PV + j] = o[i];
+                }
             }
+            continue;
         }
-        continue;
-#endif
         for (int k = 0; k < 6; ++k) {   /* B^T d, in place, column k of every tile */
-            REAL *p = P + k * Tb;
+            REAL *p = P + k * TP;
 #pragma omp simd
             for (ptrdiff_t j = 0; j < nb; ++j) {
                 REAL o[6];
-                WG6_BT(o, p + j, 6 * Tb);
-                for (int i = 0; i < 6; ++i) p[i * 6 * Tb + j] = o[i];
+                WG6_BT(o, p + j, 6 * TP);
+                for (int i = 0; i < 6; ++i) p[i * 6 * TP + j] = o[i];
             }
         }
         for (int i = 0; i < 6; ++i) {   /* (B^T d) B: row i of every tile into V */
-            const REAL *p = P + i * 6 * Tb;
+            const REAL *p = P + i * 6 * TP;
             REAL *v = V + (i * 6) * PV + c * Tb;
 #pragma omp simd
             for (ptrdiff_t j = 0; j < nb; ++j) {
                 REAL o[6];
-                WG6_BT(o, p + j, Tb);
+                WG6_BT(o, p + j, TP);
                 for (int k = 0; k < 6; ++k) v[k * PV + j] = o[k];
             }
         }
@@ -912,7 +937,7 @@ static void FN(wg6_output_block)(REAL *restrict y, REAL *restrict rb, const REAL
 /* dYh[xi][oc][t - b0] = (A dy_t A^T)[xi] for oc in [oc0, oc1), dy cells outside (OH, OW) being 0;
  * when db is not NULL the block's sum of dy is added to it (every cell is in exactly one tile).
  * Per output channel the tiles' M*M dy cells are gathered into e (M*M planes of Tb in rb), then
- * transformed via S (6*M planes). rb: 40*Tb. */
+ * transformed via S (6*M planes). rb: 40*(Tb + WG6_SLACK). */
 static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict db,
                                REAL *restrict rb, const REAL *restrict dy, ptrdiff_t b0,
                                ptrdiff_t b1, ptrdiff_t Tb, ptrdiff_t OC, ptrdiff_t oc0,
@@ -920,7 +945,8 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
                                ptrdiff_t TW)
 {
     const ptrdiff_t nb = b1 - b0;
-    REAL *restrict e = rb, *restrict S = rb + WG_MM * Tb;
+    const ptrdiff_t TE = Tb + WG6_SLACK;   /* e's planes: TE apart */
+    REAL *restrict e = rb, *restrict S = rb + WG_MM * TE;
 #if defined(FC_ISA_AVX512) && defined(WG_F32)
     if (OW <= 16) {
         FN(wg6_grad_narrow_avx512)(dYh, PM, db, dy, b0, b1, Tb, OC, oc0, oc1, OH, OW, TH, TW);
@@ -934,28 +960,34 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
             if (full > len) full = len;
             const ptrdiff_t rest = full < len ? OW - ow0 - WG_M * full : 0;
             for (int i = 0; i < WG_M; ++i) {
-                REAL *z = e + (i * WG_M) * Tb + q;   /* cell (i, k) of tile j at z[k*Tb + j] */
+                REAL *z = e + (i * WG_M) * TE + q;   /* cell (i, k) of tile j at z[k*TE + j] */
                 if (WG_M * ti + i >= OH) {
                     for (int k = 0; k < WG_M; ++k)
-                        for (ptrdiff_t j = 0; j < len; ++j) z[k * Tb + j] = 0;
+                        for (ptrdiff_t j = 0; j < len; ++j) z[k * TE + j] = 0;
                     continue;
                 }
                 const REAL *src = dy + ((n * OC + oc) * OH + WG_M * ti + i) * OW + ow0;
 #if defined(FC_ISA_AVX512)
-                FN(wg6_row_gather_avx512)(z, Tb, src, WG_M * full + rest, len);
+                FN(wg6_row_gather_avx512)(z, TE, src, WG_M * full + rest, len);
 #ifdef WG_F32
                 WG6_PREFETCH_NEXT(src, OH * OW);
 #else
                 WG6_PREFETCH_SPAN(src, OH * OW, WG_M * full + rest);
 #endif
                 continue;
+#elif WG6_AVX2_ROWS
+                if (TW >= WG6_AVX2_MIN_TW) {
+                    FN(wg6_row_gather_avx2)(z, TE, src, WG_M * full + rest, len);
+                    WG6_PREFETCH_NEXT(src, OH * OW);
+                    continue;
+                }
 #endif
                 WG6_PREFETCH_NEXT(src, OH * OW);
                 for (ptrdiff_t j = 0; j < full; ++j)
-                    for (int k = 0; k < WG_M; ++k) z[k * Tb + j] = src[WG_M * j + k];
+                    for (int k = 0; k < WG_M; ++k) z[k * TE + j] = src[WG_M * j + k];
                 if (full < len)
                     for (ptrdiff_t k = 0; k < WG_M; ++k)
-                        z[k * Tb + full] = k < rest ? src[WG_M * full + k] : (REAL)0;
+                        z[k * TE + full] = k < rest ? src[WG_M * full + k] : (REAL)0;
             }
         });
         if (db) {
@@ -965,17 +997,17 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
 #pragma omp simd reduction(+ : sum)
             for (ptrdiff_t j = 0; j < nb; ++j) {
                 REAL cells = 0;
-                for (int xi = 0; xi < WG_MM; ++xi) cells += e[xi * Tb + j];
+                for (int xi = 0; xi < WG_MM; ++xi) cells += e[xi * TE + j];
                 sum += cells;
             }
             db[oc] += sum;
         }
         for (int k = 0; k < WG_M; ++k) {   /* A e: column k of every tile, S[i*M + k] */
-            const REAL *z = e + k * Tb;
+            const REAL *z = e + k * TE;
 #pragma omp simd
             for (ptrdiff_t j = 0; j < nb; ++j) {
                 REAL v[6];
-                WG_A(v, z + j, WG_M * Tb);
+                WG_A(v, z + j, WG_M * TE);
                 for (int i = 0; i < 6; ++i) S[(i * WG_M + k) * Tb + j] = v[i];
             }
         }
@@ -1383,4 +1415,6 @@ static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspa
 #undef WG6_PREFETCH_NEXT
 #undef WG6_PREFETCH_SPAN
 #undef WG6_SPLIT
+#undef WG6_AVX2_ROWS
+#undef WG6_AVX2_MIN_TW
 #undef WG6_BLAS_ROWS

@@ -195,6 +195,43 @@ def test_winograd6_channel_split_is_thread_count_independent(simd, rng):
         assert_close(g, r.astype(np.float64), np.float32)
 
 
+def test_winograd4_row_gathers_every_width(simd, dtype, rng):
+    """F(4x4,3x3)'s row gathers on every SIMD level (AVX2 float: runs of 8 tiles of a row, masked
+    at the row's ends, and the scalar gathers below 4 tiles a row; AVX-512: runs of 7, groups
+    across rows on maps up to 16 wide): images 1 to 41 wide with padding 0, 1 and 3, so runs
+    start in the padding, end past the row, and leave tails of every length."""
+    for width in range(1, 42):
+        for padding in (0, 1, 3):
+            if width + 2 * padding < 3:
+                continue
+            x = randn(rng, (2, 2, 6, width), dtype)
+            w = randn(rng, (3, 2, 3, 3), dtype, scale=0.5)
+            b = randn(rng, 3, dtype)
+            y = F.conv2d(x, w, b, padding=padding, algorithm="winograd4")
+            assert_close(y, naive.conv2d(x, w, b, 1, padding, False), dtype)
+            dy = randn(rng, y.shape, dtype)
+            got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd4")
+            for g, want in zip(got, naive.conv2d_backward(dy, x, w, 1, padding)):
+                assert_close(g, want, dtype)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_winograd4_blocks_cut_tile_rows(simd, dtype, threads, rng):
+    """Blocks of tiles that end inside a tile row (32 -> 32 channels: 112-tile blocks; 38-wide
+    images, 20 tiles each): the row gathers' whole-vector stores past a segment's last tile
+    land in the planes' slack or in later segments' places, never in earlier ones. Against
+    im2col (the loop oracle takes seconds on this shape; im2col is held to it above)."""
+    x, w, b, padding = _inputs(rng, ((7, 32, 5, 38), 32, 1), dtype)
+    with num_threads(threads):
+        y = F.conv2d(x, w, b, padding=padding, algorithm="winograd4")
+        dy = randn(rng, y.shape, dtype)
+        got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd4")
+        want = (F.conv2d(x, w, b, padding=padding, algorithm="im2col"),
+                *F.conv2d_backward(dy, x, w, padding=padding, algorithm="im2col"))
+    for g, r in zip((y, *got), want):
+        assert_close(g, r.astype(np.float64), dtype)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_winograd6_every_panel_height(simd, dtype, threads, rng):
     """The AVX-512 and AVX2 GEMMs of the 6x6-tile kernels take the filters packed in panels of 12
