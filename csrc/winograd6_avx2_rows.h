@@ -1,6 +1,6 @@
 /* winograd6_avx2_rows.h: the AVX2 forms (float, F(4x4,3x3)) of winograd6_impl.h's two row
- * gathers, the input transform's and the gradient's. Included there, in the AVX2 float F(4x4)
- * copy only (FN, REAL = float, WG_M = 4).
+ * gathers, the input transform's and the gradient's. Included there, in the AVX2 and AVX-512
+ * float F(4x4) copies (FN, REAL = float, WG_M = 4; which of them runs where: WG6_ROWS8).
  * Their scalar forms stored a tile's cells one by one, 6 or 4 to each of as many planes. AVX2 has
  * no two-register permute, so these work in runs of 8 tiles of one row: tile j's 4 cells
  * [4j, 4j + 4) are one 128-bit load, tiles j and j + 4 share a register, and the 4x4 transpose
@@ -12,9 +12,9 @@
  * The planes written have WG6_SLACK elements past the block's tiles: stores are whole vectors,
  * the lanes past a segment being tiles of later segments, written after it (AVX2's masked store,
  * vmaskmovps, cost 9% of the input transform on Zen 4 where it took the block's last segments).
- * The scatters back (output rows, dx rows) stay scalar: in this form they measured slower
- * (DeepConvNet's 16->32 on 14x14, float, 1 thread: forward 1.36 -> 1.46 ms with the output
- * scatter, backward 3.05 -> 3.21 with the dx overlap-add). */
+ * In AVX2 the scatters back (output rows, dx rows) stay scalar: in this form they measured
+ * slower (DeepConvNet's 16->32 on 14x14, float, 1 thread: forward 1.36 -> 1.46 ms with the
+ * output scatter, backward 3.05 -> 3.21 with the dx overlap-add). */
 
 /* the 4x4 transpose inside each 128-bit half: q[j] = [tile j | tile j + 4] -> column k */
 #define WG6A_TRANSPOSE(o, q)                                                                  \
@@ -95,6 +95,7 @@ static void FN(wg6_gather_avx2)(REAL *restrict P, ptrdiff_t Tb, const REAL *rest
     }
 }
 
+#if defined(FC_ISA_AVX2)   /* AVX-512 keeps its own (WG6_ROWS8) */
 /* wg6_grad_block's row gather in AVX2: z[k*Tb + j] = src[4j + k] for the len tiles of one output
  * row segment, cells at or past cnt being 0; z's planes as P's above. */
 static void FN(wg6_row_gather_avx2)(REAL *restrict z, ptrdiff_t Tb, const REAL *restrict src,
@@ -112,5 +113,7 @@ static void FN(wg6_row_gather_avx2)(REAL *restrict z, ptrdiff_t Tb, const REAL *
         for (int k = 0; k < 4; ++k) _mm256_storeu_ps(z + k * Tb + j0, col[k]);
     }
 }
+
+#endif
 
 #undef WG6A_TRANSPOSE

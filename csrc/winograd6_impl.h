@@ -14,7 +14,8 @@
  * convolution's adjoint is one). In AVX-512 the 36 GEMMs with the transformed filters run on
  * wg_gemm_avx512.h's kernel, so do the weight-gradient ones on 16 to 64 input channels; in
  * AVX-512 float on maps at most 16 wide the transforms take 16-tile groups across tile rows
- * (the narrow ones). */
+ * (the narrow ones). In float F(4x4) AVX2 and AVX-512 gather rows in runs of 8 tiles
+ * (winograd6_avx2_rows.h, WG6_ROWS8). */
 #include "wg_segments.h"
 
 #ifndef WG6_BT
@@ -442,21 +443,27 @@ static void FN(wg6_row_add_avx512)(REAL *restrict dst, ptrdiff_t iw0, ptrdiff_t 
 #undef WG6V_JOIN
 #endif
 
-/* AVX2 float F(4x4,3x3): the row gathers in AVX2 (winograd6_avx2_rows.h), on rows of at least
- * WG6_AVX2_MIN_TW tiles */
-#if defined(FC_ISA_AVX2) && defined(WG_F32) && WG_M == 4
-#define WG6_AVX2_ROWS 1
-#define WG6_AVX2_MIN_TW 4
+/* Float F(4x4,3x3) in AVX2 and AVX-512: the gathers of winograd6_avx2_rows.h (runs of 8 tiles of
+ * a row), in AVX2 on rows of at least WG6_ROWS8_MIN_TW tiles; in AVX-512 the input's on maps
+ * wider than 16 (narrower ones take the narrow transforms), where AVX-512's own gather takes
+ * runs of 7 tiles in 16 lanes: fwd+bwd against it (Zen 4, float, in-process A/B) 32->32 on
+ * 32x32 0.94 of the time at 1 thread and 0.93 at 2, 8->32 on 32x32 0.95, 16->16 on 40x40
+ * 0.975; even where a tile row is one run of 7 either way (DeepConvNet's 28x28) or two
+ * (AlexNet's 57x57 space-to-depth layer, 0.99). AVX-512's gradient gather measured even
+ * against it and stays. */
+#if (defined(FC_ISA_AVX2) || defined(FC_ISA_AVX512)) && defined(WG_F32) && WG_M == 4
+#define WG6_ROWS8 1
+#define WG6_ROWS8_MIN_TW 4
 #include "winograd6_avx2_rows.h"
 #else
-#define WG6_AVX2_ROWS 0
+#define WG6_ROWS8 0
 #endif
 
 /* The 36 raw inputs of len tiles of one tile row segment of the plane xc (H, W), inputs starting
  * at row ih0, column iw0 + M*j (either may be negative: padding; or run past the plane:
  * cropping), into planes P[r*6 + k][j] (Tb apart); cells outside the plane are 0 (the AVX-512
  * copies store them row-transformed, as d B: see wg6_gather_avx512 and wg6_input_block; so does
- * wg6_gather_avx2, which the AVX2 float F(4x4) copy runs instead on rows of 4 tiles or more).
+ * wg6_gather_avx2, which the float F(4x4) copies run instead: see WG6_ROWS8).
  * Only the tiles at the ends of a row reach into the padding: they alone test their columns. */
 static void FN(wg6_gather_segment)(REAL *restrict P, ptrdiff_t Tb, const REAL *restrict xc,
                                    ptrdiff_t H, ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t iw0,
@@ -816,18 +823,21 @@ static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL 
         return;
     }
 #endif
-    /* whether the gathers store the rows transformed, d B */
-#if defined(FC_ISA_AVX512)
+    /* whether the 8-tile gather runs, and whether the gather stores the rows transformed, d B
+     * (both the 8-tile and the AVX-512 ones do) */
+#if WG6_ROWS8 && defined(FC_ISA_AVX512)
+    const int rows8 = 1, rows_dB = 1;
+#elif WG6_ROWS8
+    const int rows8 = TW >= WG6_ROWS8_MIN_TW, rows_dB = rows8;
+#elif defined(FC_ISA_AVX512)
     const int rows_dB = 1;
-#elif WG6_AVX2_ROWS
-    const int rows_dB = TW >= WG6_AVX2_MIN_TW;
 #else
     const int rows_dB = 0;
 #endif
     for (ptrdiff_t c = c0; c < c1; ++c) {
         WG_SEGMENTS(b0, b1, TH, TW, {
-#if WG6_AVX2_ROWS
-            if (rows_dB)
+#if WG6_ROWS8
+            if (rows8)
                 FN(wg6_gather_avx2)(P + (t - b0), TP, x + (n * C + c) * H * W, H, W,
                                     WG_M * ti - PH, WG_M * tj0 - PW, len);
             else
@@ -979,8 +989,8 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
                 WG6_PREFETCH_SPAN(src, OH * OW, WG_M * full + rest);
 #endif
                 continue;
-#elif WG6_AVX2_ROWS
-                if (TW >= WG6_AVX2_MIN_TW) {
+#elif WG6_ROWS8
+                if (TW >= WG6_ROWS8_MIN_TW) {
                     FN(wg6_row_gather_avx2)(z, TE, src, WG_M * full + rest, len);
                     WG6_PREFETCH_NEXT(src, OH * OW);
                     continue;
@@ -1419,6 +1429,6 @@ static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspa
 #undef WG6_PREFETCH_NEXT
 #undef WG6_PREFETCH_SPAN
 #undef WG6_SPLIT
-#undef WG6_AVX2_ROWS
-#undef WG6_AVX2_MIN_TW
+#undef WG6_ROWS8
+#undef WG6_ROWS8_MIN_TW
 #undef WG6_BLAS_ROWS

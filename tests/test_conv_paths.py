@@ -196,10 +196,11 @@ def test_winograd6_channel_split_is_thread_count_independent(simd, rng):
 
 
 def test_winograd4_row_gathers_every_width(simd, dtype, rng):
-    """F(4x4,3x3)'s row gathers on every SIMD level (AVX2 float: runs of 8 tiles of a row, masked
-    at the row's ends, and the scalar gathers below 4 tiles a row; AVX-512: runs of 7, groups
-    across rows on maps up to 16 wide): images 1 to 41 wide with padding 0, 1 and 3, so runs
-    start in the padding, end past the row, and leave tails of every length."""
+    """F(4x4,3x3)'s row gathers on every SIMD level (float: the input's in runs of 8 tiles of a
+    row, masked at the row's ends, in AVX2 also the gradient's, scalar below 4 tiles a row;
+    AVX-512: groups across rows on maps up to 16 wide, its own gradient gather in runs of 8):
+    images 1 to 41 wide with padding 0, 1 and 3, so runs start in the padding, end past the
+    row, and leave tails of every length."""
     for width in range(1, 42):
         for padding in (0, 1, 3):
             if width + 2 * padding < 3:
