@@ -2,13 +2,13 @@
  * gathers, the input transform's and the gradient's. Included there, in the AVX2 and AVX-512
  * float F(4x4) copies (FN, REAL = float, WG_M = 4; which of them runs where: WG6_ROWS8).
  * Their scalar forms stored a tile's cells one by one, 6 or 4 to each of as many planes. AVX2 has
- * no two-register permute, so these work in runs of 8 tiles of one row: tile j's 4 cells
- * [4j, 4j + 4) are one 128-bit load, tiles j and j + 4 share a register, and the 4x4 transpose
- * inside each 128-bit half turns 4 such registers into the columns k = 0..3 of all 8 tiles
- * (lane j <- cell 4j + k) in tile order; the input tiles' columns 4 and 5 are columns 0 and 1
- * one tile on. A run fills 8 lanes where a tile row has 8 tiles (maps of 29 or more), 4 on 14x14
- * maps; the callers keep the scalar gathers for rows of fewer than 4 tiles (7x7 maps: 2), where
- * these measured slower.
+ * no two-register permute, so these work in runs of 8 tiles, two halves of 4 tiles of a row each
+ * (wg6a_half): tile j's 4 cells [4j, 4j + 4) are one 128-bit load, tiles j and j + 4 share a
+ * register, and the 4x4 transpose inside each 128-bit half turns 4 such registers into the
+ * columns k = 0..3 of all 8 tiles (lane j <- cell 4j + k) in tile order; the input tiles'
+ * columns 4 and 5 are columns 0 and 1 one tile on. A run fills its 8 lanes with the 8 tiles of
+ * a row, or with two rows of 4 tiles (14x14 and 13x13 maps); AVX2's callers keep the scalar
+ * gathers for rows of fewer than 4 tiles (7x7 maps: 2), where these measured slower.
  * The planes written have WG6_SLACK elements past the block's tiles: stores are whole vectors,
  * the lanes past a segment being tiles of later segments, written after it (AVX2's masked store,
  * vmaskmovps, cost 9% of the input transform on Zen 4 where it took the block's last segments).
@@ -37,83 +37,127 @@ static inline __m128i FN(wg6a_cells)(ptrdiff_t a, ptrdiff_t W)
                             _mm_cmpgt_epi32(_mm_set1_epi32((int)W), c));
 }
 
-/* q[j] = cells [4j, 4j + 4) and [16 + 4j, 20 + 4j) from the integer address `at`; with `masked`
- * only the lanes set in mask[j] (tile j's, from wg6a_cells) are read, the others load as 0. The
- * address is an integer: the run may start before the row or end past the plane, where the
- * masks keep it from reading. */
-static inline void FN(wg6a_load8)(__m256 q[4], uintptr_t at, int masked, const __m128i mask[8])
+/* Half a run: up to 4 tiles of one tile row, from `row0`, the integer address of its first input
+ * cell in its image's first row (that cell may be padding: the address may lie outside the
+ * plane), its rows `rows` cells apart; its first input row `ih0` (negative: padding) and column
+ * `iw0`. A run is two halves, tiles 0-3 and 4-7 of its lanes: where a tile row has 8 tiles, the
+ * two halves of 8 of them; on maps of 4 tiles a row (14x14, 13x13), two rows. */
+typedef struct {   /* 16 bytes: passed by value in two registers, never through memory */
+    uintptr_t row0;
+    int32_t ih0, iw0;
+} FN(wg6a_half);
+
+/* Which of a half's 16 + 2 cells lie in a row of W (the same for all its rows): all of the
+ * first 16 (`whole`) or the loads' masks, and the two past them. */
+typedef struct {
+    int whole, in16, in17;
+    __m128i mask[4];
+} FN(wg6a_span);
+
+static inline __attribute__((always_inline)) FN(wg6a_span)
+FN(wg6a_span_of)(ptrdiff_t s, ptrdiff_t W)
 {
-    for (int j = 0; j < 4; ++j) {
-        const float *lo = (const float *)(at + 16 * (uintptr_t)j);
-        const float *hi = (const float *)(at + 16 * (uintptr_t)(j + 4));
-        if (masked)
-            q[j] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_maskload_ps(lo, mask[j])),
-                                        _mm_maskload_ps(hi, mask[j + 4]), 1);
-        else
-            q[j] = _mm256_loadu2_m128(hi, lo);
-    }
+    FN(wg6a_span) sp;
+    sp.whole = s >= 0 && s + 16 <= W;
+    if (!sp.whole)
+        for (int j = 0; j < 4; ++j) sp.mask[j] = FN(wg6a_cells)(s + 4 * j, W);
+    sp.in16 = s + 16 >= 0 && s + 16 < W;
+    sp.in17 = s + 17 >= 0 && s + 17 < W;
+    return sp;
 }
 
-/* wg6_gather_segment's AVX2 form: P[r*6 + k][j] = (d B)[r][k] of tile j of the segment (rows
- * transformed while in registers, as the AVX-512 gather does); P's planes Tb apart, each with
- * room for j < len + 7. */
-static void FN(wg6_gather_avx2)(REAL *restrict P, ptrdiff_t Tb, const REAL *restrict xc,
-                                ptrdiff_t H, ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t iw0,
-                                ptrdiff_t len)
+/* v[j] = the 4 cells [4j, 4j + 4) from the integer address `at`, e = the cells 16 and 17 (or
+ * 0); cells outside the row are not read and load as 0 */
+static inline __attribute__((always_inline)) void
+FN(wg6a_load_half)(__m128 v[4], float e[2], uintptr_t at, const FN(wg6a_span) *sp)
+{
+    for (int j = 0; j < 4; ++j) {
+        const float *p = (const float *)(at + 16 * (uintptr_t)j);
+        v[j] = sp->whole ? _mm_loadu_ps(p) : _mm_maskload_ps(p, sp->mask[j]);
+    }
+    e[0] = sp->in16 ? ((const float *)at)[16] : 0.0f;
+    e[1] = sp->in17 ? ((const float *)at)[17] : 0.0f;
+}
+
+/* wg6_gather_segment's AVX2 form on one run, halves a and b (if has_b; a has 4 tiles then):
+ * P[r*6 + k][j] = (d B)[r][k] of the run's tile j (rows transformed while in registers, as the
+ * AVX-512 gather does); P's planes Tb apart, each with room for all 8 lanes. H, W: the
+ * plane's. */
+static void FN(wg6_gather8_avx2)(REAL *restrict P, ptrdiff_t Tb, FN(wg6a_half) a,
+                                 FN(wg6a_half) b, int has_b, ptrdiff_t H, ptrdiff_t W)
 {
     const __m256i next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7);   /* lane j <- j + 1 */
-    for (ptrdiff_t j0 = 0; j0 < len; j0 += 8) {
-        const ptrdiff_t s = iw0 + 4 * j0;   /* the run's first input column */
-        /* the 32 cells the loads read all inside the row, or their masks (same for all 6 rows);
-         * the two past them are read one by one */
-        const int masked = s < 0 || s + 32 > W;
-        __m128i mask[8];
-        for (int j = 0; j < 8 && masked; ++j) mask[j] = FN(wg6a_cells)(s + 4 * j, W);
-        const int in32 = s + 32 >= 0 && s + 32 < W, in33 = s + 33 >= 0 && s + 33 < W;
-        for (int r = 0; r < 6; ++r) {
-            const ptrdiff_t ih = ih0 + r;
-            __m256 col[6], o[6];
-            if (ih >= 0 && ih < H) {
-                const uintptr_t at =
-                    (uintptr_t)(xc + ih * W) + (uintptr_t)(s * (ptrdiff_t)sizeof(REAL));
-                __m256 q[4];
-                FN(wg6a_load8)(q, at, masked, mask);
-                WG6A_TRANSPOSE(col, q);
-                /* columns 4, 5: columns 0, 1 of the next tile; the last lane's beyond the run */
-                const float *e = (const float *)(at + 32 * sizeof(REAL));
-                col[4] = _mm256_blend_ps(_mm256_permutevar8x32_ps(col[0], next),
-                                         _mm256_set1_ps(in32 ? e[0] : 0.0f), 0x80);
-                col[5] = _mm256_blend_ps(_mm256_permutevar8x32_ps(col[1], next),
-                                         _mm256_set1_ps(in33 ? e[1] : 0.0f), 0x80);
-                WG6_PREFETCH_NEXT(at, H * W);
-            } else {
-                for (int k = 0; k < 6; ++k) col[k] = _mm256_setzero_ps();
-            }
-            WG6_BT_T(__m256, o, col, 1);
-            for (int k = 0; k < 6; ++k) _mm256_storeu_ps(P + (r * 6 + k) * Tb + j0, o[k]);
+    const FN(wg6a_span) sa = FN(wg6a_span_of)(a.iw0, W);
+    const FN(wg6a_span) sb = FN(wg6a_span_of)(b.iw0, W);
+    for (int r = 0; r < 6; ++r) {
+        const ptrdiff_t iha = a.ih0 + r, ihb = has_b ? b.ih0 + r : -1;
+        __m128 lo[4], hi[4];
+        float ea[2] = {0.0f, 0.0f}, eb[2] = {0.0f, 0.0f};
+        for (int j = 0; j < 4; ++j) lo[j] = hi[j] = _mm_setzero_ps();
+        if (iha >= 0 && iha < H) {
+            const uintptr_t at = a.row0 + (uintptr_t)(iha * W * (ptrdiff_t)sizeof(REAL));
+            FN(wg6a_load_half)(lo, ea, at, &sa);
+            WG6_PREFETCH_NEXT(at, H * W);
         }
+        if (ihb >= 0 && ihb < H) {
+            const uintptr_t at = b.row0 + (uintptr_t)(ihb * W * (ptrdiff_t)sizeof(REAL));
+            FN(wg6a_load_half)(hi, eb, at, &sb);
+            WG6_PREFETCH_NEXT(at, H * W);
+        }
+        __m256 q[4], col[6], o[6];
+        for (int j = 0; j < 4; ++j)
+            q[j] = _mm256_insertf128_ps(_mm256_castps128_ps256(lo[j]), hi[j], 1);
+        WG6A_TRANSPOSE(col, q);
+        /* columns 4, 5: columns 0, 1 of the next tile, except at each half's last tile, whose
+         * are its row's cells 16 and 17 */
+        col[4] = _mm256_blend_ps(_mm256_permutevar8x32_ps(col[0], next),
+                                 _mm256_setr_ps(0, 0, 0, ea[0], 0, 0, 0, eb[0]), 0x88);
+        col[5] = _mm256_blend_ps(_mm256_permutevar8x32_ps(col[1], next),
+                                 _mm256_setr_ps(0, 0, 0, ea[1], 0, 0, 0, eb[1]), 0x88);
+        WG6_BT_T(__m256, o, col, 1);
+        for (int k = 0; k < 6; ++k) _mm256_storeu_ps(P + (r * 6 + k) * Tb, o[k]);
     }
 }
 
 #if defined(FC_ISA_AVX2)   /* AVX-512 keeps its own (WG6_ROWS8) */
-/* wg6_grad_block's row gather in AVX2: z[k*Tb + j] = src[4j + k] for the len tiles of one output
- * row segment, cells at or past cnt being 0; z's planes as P's above. */
-static void FN(wg6_row_gather_avx2)(REAL *restrict z, ptrdiff_t Tb, const REAL *restrict src,
-                                    ptrdiff_t cnt, ptrdiff_t len)
+/* wg6_grad_block's row gather in AVX2 on one run: for each of the tiles' 4 output rows i,
+ * z[(4i + k)*Tb + j] = cell 4j + k of the run's tile j in row i of its halves a and b (if has_b;
+ * rows OW apart), cells past a row's end (OW) and rows at or past OH being 0; z's planes
+ * as P's above. */
+static void FN(wg6_row_gather8_avx2)(REAL *restrict z, ptrdiff_t Tb, FN(wg6a_half) a,
+                                     FN(wg6a_half) b, int has_b, ptrdiff_t OH, ptrdiff_t OW)
 {
-    for (ptrdiff_t j0 = 0; j0 < len; j0 += 8) {
-        const ptrdiff_t a = 4 * j0;
-        const int masked = a + 32 > cnt;
-        __m128i mask[8];
-        for (int j = 0; j < 8 && masked; ++j) mask[j] = FN(wg6a_cells)(a + 4 * j, cnt);
+    /* per half: the cells left in its rows from its first (all 16 of them, or the masks) */
+    const ptrdiff_t ca = OW - a.iw0, cb = has_b ? OW - b.iw0 : 16;
+    __m128i ma[4], mb[4];
+    for (int j = 0; j < 4; ++j) {
+        ma[j] = FN(wg6a_cells)(4 * j, ca);
+        mb[j] = FN(wg6a_cells)(4 * j, cb);
+    }
+    for (int i = 0; i < 4; ++i) {
+        __m128 lo[4], hi[4];
+        for (int j = 0; j < 4; ++j) lo[j] = hi[j] = _mm_setzero_ps();
+        if (a.ih0 + i < OH) {
+            const float *p =
+                (const float *)(a.row0 + (uintptr_t)(i * OW * (ptrdiff_t)sizeof(REAL)));
+            for (int j = 0; j < 4; ++j)
+                lo[j] = ca >= 16 ? _mm_loadu_ps(p + 4 * j) : _mm_maskload_ps(p + 4 * j, ma[j]);
+            WG6_PREFETCH_NEXT(p, OH * OW);
+        }
+        if (has_b && b.ih0 + i < OH) {
+            const float *p =
+                (const float *)(b.row0 + (uintptr_t)(i * OW * (ptrdiff_t)sizeof(REAL)));
+            for (int j = 0; j < 4; ++j)
+                hi[j] = cb >= 16 ? _mm_loadu_ps(p + 4 * j) : _mm_maskload_ps(p + 4 * j, mb[j]);
+            WG6_PREFETCH_NEXT(p, OH * OW);
+        }
         __m256 q[4], col[4];
-        FN(wg6a_load8)(q, (uintptr_t)src + (uintptr_t)(a * (ptrdiff_t)sizeof(REAL)), masked,
-                       mask);
+        for (int j = 0; j < 4; ++j)
+            q[j] = _mm256_insertf128_ps(_mm256_castps128_ps256(lo[j]), hi[j], 1);
         WG6A_TRANSPOSE(col, q);
-        for (int k = 0; k < 4; ++k) _mm256_storeu_ps(z + k * Tb + j0, col[k]);
+        for (int k = 0; k < 4; ++k) _mm256_storeu_ps(z + (4 * i + k) * Tb, col[k]);
     }
 }
-
 #endif
 
 #undef WG6A_TRANSPOSE

@@ -443,14 +443,14 @@ static void FN(wg6_row_add_avx512)(REAL *restrict dst, ptrdiff_t iw0, ptrdiff_t 
 #undef WG6V_JOIN
 #endif
 
-/* Float F(4x4,3x3) in AVX2 and AVX-512: the gathers of winograd6_avx2_rows.h (runs of 8 tiles of
- * a row), in AVX2 on rows of at least WG6_ROWS8_MIN_TW tiles; in AVX-512 the input's on maps
- * wider than 16 (narrower ones take the narrow transforms), where AVX-512's own gather takes
- * runs of 7 tiles in 16 lanes: fwd+bwd against it (Zen 4, float, in-process A/B) 32->32 on
- * 32x32 0.94 of the time at 1 thread and 0.93 at 2, 8->32 on 32x32 0.95, 16->16 on 40x40
- * 0.975; even where a tile row is one run of 7 either way (DeepConvNet's 28x28) or two
- * (AlexNet's 57x57 space-to-depth layer, 0.99). AVX-512's gradient gather measured even
- * against it and stays. */
+/* Float F(4x4,3x3) in AVX2 and AVX-512: the gathers of winograd6_avx2_rows.h (runs of 8 tiles,
+ * of one row or two), in AVX2 on rows of at least WG6_ROWS8_MIN_TW tiles; in AVX-512 the
+ * input's on rows of 8 tiles or more (maps of 29 or more; narrower than 17 take the narrow
+ * transforms), where AVX-512's own gather takes runs of 7 tiles in 16 lanes: fwd+bwd against it
+ * (Zen 4, float, in-process A/B) 32->32 on 32x32 0.94-0.96 of the time at 1 thread and 0.93 at
+ * 2, 8->32 on 32x32 0.95, 16->16 on 40x40 0.975; where a tile row is one run of 7 either way
+ * (DeepConvNet's 28x28) it measured 1.00-1.015 and stays AVX-512's. AVX-512's gradient gather
+ * measured even against it and stays. */
 #if (defined(FC_ISA_AVX2) || defined(FC_ISA_AVX512)) && defined(WG_F32) && WG_M == 4
 #define WG6_ROWS8 1
 #define WG6_ROWS8_MIN_TW 4
@@ -463,7 +463,7 @@ static void FN(wg6_row_add_avx512)(REAL *restrict dst, ptrdiff_t iw0, ptrdiff_t 
  * at row ih0, column iw0 + M*j (either may be negative: padding; or run past the plane:
  * cropping), into planes P[r*6 + k][j] (Tb apart); cells outside the plane are 0 (the AVX-512
  * copies store them row-transformed, as d B: see wg6_gather_avx512 and wg6_input_block; so does
- * wg6_gather_avx2, which the float F(4x4) copies run instead: see WG6_ROWS8).
+ * wg6_gather8_avx2, which the float F(4x4) copies run instead: see WG6_ROWS8).
  * Only the tiles at the ends of a row reach into the padding: they alone test their columns. */
 static void FN(wg6_gather_segment)(REAL *restrict P, ptrdiff_t Tb, const REAL *restrict xc,
                                    ptrdiff_t H, ptrdiff_t W, ptrdiff_t ih0, ptrdiff_t iw0,
@@ -826,7 +826,7 @@ static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL 
     /* whether the 8-tile gather runs, and whether the gather stores the rows transformed, d B
      * (both the 8-tile and the AVX-512 ones do) */
 #if WG6_ROWS8 && defined(FC_ISA_AVX512)
-    const int rows8 = 1, rows_dB = 1;
+    const int rows8 = TW >= 8, rows_dB = 1;
 #elif WG6_ROWS8
     const int rows8 = TW >= WG6_ROWS8_MIN_TW, rows_dB = rows8;
 #elif defined(FC_ISA_AVX512)
@@ -835,13 +835,34 @@ static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL 
     const int rows_dB = 0;
 #endif
     for (ptrdiff_t c = c0; c < c1; ++c) {
-        WG_SEGMENTS(b0, b1, TH, TW, {
 #if WG6_ROWS8
-            if (rows8)
-                FN(wg6_gather_avx2)(P + (t - b0), TP, x + (n * C + c) * H * W, H, W,
-                                    WG_M * ti - PH, WG_M * tj0 - PW, len);
-            else
+        if (rows8) {
+            /* the tile row segments in halves of up to 4 tiles, a whole half and the next one
+             * a run (the two rows of a 4-tile-wide map, or the 8 tiles of one) */
+            FN(wg6a_half) held = {0, 0, 0};
+            ptrdiff_t held_at = -1;   /* the held half's place in P, or none */
+            WG_SEGMENTS(b0, b1, TH, TW, {
+                for (ptrdiff_t h = 0; h < len; h += 4) {
+                    const ptrdiff_t iw0 = WG_M * (tj0 + h) - PW;
+                    const FN(wg6a_half) hf = {
+                        (uintptr_t)(x + (n * C + c) * H * W)
+                            + (uintptr_t)(iw0 * (ptrdiff_t)sizeof(REAL)),
+                        (int32_t)(WG_M * ti - PH), (int32_t)iw0};
+                    if (held_at < 0 && len - h >= 4) {
+                        held = hf;
+                        held_at = t - b0 + h;
+                    } else if (held_at >= 0) {
+                        FN(wg6_gather8_avx2)(P + held_at, TP, held, hf, 1, H, W);
+                        held_at = -1;
+                    } else {
+                        FN(wg6_gather8_avx2)(P + (t - b0 + h), TP, hf, hf, 0, H, W);
+                    }
+                }
+            });
+            if (held_at >= 0) FN(wg6_gather8_avx2)(P + held_at, TP, held, held, 0, H, W);
+        } else
 #endif
+        WG_SEGMENTS(b0, b1, TH, TW, {
             FN(wg6_gather_segment)(P + (t - b0), TP, x + (n * C + c) * H * W, H, W,
                                    WG_M * ti - PH, WG_M * tj0 - PW, len);
         });
@@ -968,6 +989,31 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
     }
 #endif
     for (ptrdiff_t oc = oc0; oc < oc1; ++oc) {
+#if WG6_ROWS8 && defined(FC_ISA_AVX2)
+        if (TW >= WG6_ROWS8_MIN_TW) {
+            /* in runs of two halves, as wg6_input_block's */
+            FN(wg6a_half) held = {0, 0, 0};
+            ptrdiff_t held_at = -1;
+            WG_SEGMENTS(b0, b1, TH, TW, {
+                for (ptrdiff_t h = 0; h < len; h += 4) {
+                    const ptrdiff_t ow0 = WG_M * (tj0 + h);
+                    const FN(wg6a_half) hf = {
+                        (uintptr_t)(dy + ((n * OC + oc) * OH + WG_M * ti) * OW + ow0),
+                        (int32_t)(WG_M * ti), (int32_t)ow0};
+                    if (held_at < 0 && len - h >= 4) {
+                        held = hf;
+                        held_at = t - b0 + h;
+                    } else if (held_at >= 0) {
+                        FN(wg6_row_gather8_avx2)(e + held_at, TE, held, hf, 1, OH, OW);
+                        held_at = -1;
+                    } else {
+                        FN(wg6_row_gather8_avx2)(e + (t - b0 + h), TE, hf, hf, 0, OH, OW);
+                    }
+                }
+            });
+            if (held_at >= 0) FN(wg6_row_gather8_avx2)(e + held_at, TE, held, held, 0, OH, OW);
+        } else
+#endif
         WG_SEGMENTS(b0, b1, TH, TW, {
             const ptrdiff_t q = t - b0, ow0 = WG_M * tj0;
             ptrdiff_t full = (OW - ow0) / WG_M;
@@ -989,12 +1035,6 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
                 WG6_PREFETCH_SPAN(src, OH * OW, WG_M * full + rest);
 #endif
                 continue;
-#elif WG6_ROWS8
-                if (TW >= WG6_ROWS8_MIN_TW) {
-                    FN(wg6_row_gather_avx2)(z, TE, src, WG_M * full + rest, len);
-                    WG6_PREFETCH_NEXT(src, OH * OW);
-                    continue;
-                }
 #endif
                 WG6_PREFETCH_NEXT(src, OH * OW);
                 for (ptrdiff_t j = 0; j < full; ++j)
