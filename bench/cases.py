@@ -86,6 +86,33 @@ def torch_module():
     return importlib.import_module("torch")
 
 
+def openmp_runtime(impls: Sequence[str]) -> str:
+    """Load PyTorch before fastcnn when both are timed; returns the OpenMP runtime and wait policy
+    they run on, for the record.
+
+    The two share one OpenMP runtime per process: both link libgomp.so.1 (PyTorch a copy of its
+    own) and the first loaded serves both. It reads OMP_WAIT_POLICY once, when it loads. Unless
+    the user set it, fastcnn sets PASSIVE before loading its kernels (fastcnn/__init__.py); loaded
+    first, that made PyTorch wait passively too, which is not PyTorch's default: its
+    SimpleConvNet step at 2 threads took 16.2-19.0 ms instead of 12.7-14.6 (Zen 4), and the
+    ratios flattered fastcnn. Loaded first, PyTorch's runtime starts with the user's setting
+    (unset: libgomp's default, idle workers spin for a while, ~10 ms here, then sleep) and fastcnn
+    runs on it too (its SimpleConvNet step at 2 threads then 0.91 of its passive time, DeepConvNet
+    0.94). Set OMP_WAIT_POLICY to compare both under another policy."""
+    user = os.environ.get("OMP_WAIT_POLICY")
+    fastcnn_first = "fastcnn._kernels" in sys.modules
+    if "torch" in impls and not fastcnn_first:
+        try:
+            torch_module()
+        except ImportError:
+            pass
+    if user is not None:
+        return f"OMP_WAIT_POLICY={user} (the user's)"
+    if "torch" in sys.modules and not fastcnn_first:
+        return "PyTorch's runtime, loaded first: libgomp's default wait policy"
+    return "OMP_WAIT_POLICY=PASSIVE (fastcnn's default)"
+
+
 def available(impl: str) -> tuple[bool, str]:
     """(usable, reason-if-not) for an impl, without timing anything."""
     try:
@@ -158,9 +185,11 @@ def impl_context(impl: str, threads: int):
 def quiesce(impl: str, threads: int) -> None:
     """Sleep long enough after timing `impl` that its idle worker threads stop spinning before
     the next impl is timed: OpenBLAS workers (the numpy reference's BLAS) busy-wait up to
-    ~2**28 cycles (~0.07 s) after a call; libgomp workers (fastcnn, torch) ~1 ms."""
+    ~2**28 cycles (~0.07 s) after a call; libgomp workers (fastcnn and torch share one runtime,
+    see openmp_runtime) at libgomp's default policy ~10 ms (Zen 4: the CPU time an idle worker
+    burned after a PyTorch convolution), none when passive."""
     if threads > 1:
-        time.sleep(0.1 if impl == "numpy" else 0.005)
+        time.sleep(0.1 if impl == "numpy" else 0.03)
 
 
 def max_threads(impl: str) -> int | None:

@@ -11,7 +11,9 @@ For every case (bench/cases.py: the shapes of PERFORMANCE.md's peer table, ReLU 
 and thread count it builds each impl's step once, warms it up, then times `--repeat` rounds,
 interleaving the impls inside each round (rotating who goes first) so their ratios are taken
 under the same machine load, with a short pause after each impl so its idle threads stop
-spinning (cases.quiesce). A round times `k` back-to-back calls (k chosen so a round lasts
+spinning (cases.quiesce). fastcnn and PyTorch share one OpenMP runtime in a process; PyTorch is
+loaded first, so that it runs at its own default wait policy rather than fastcnn's passive one
+(cases.openmp_runtime; the header's openmp line records it). A round times `k` back-to-back calls (k chosen so a round lasts
 >= --min-time) and records the mean per call; the table shows the median over rounds. The numpy
 reference (slow) is timed in only the first --numpy-repeat rounds. Columns:
 
@@ -320,6 +322,7 @@ def main(argv=None):
         print("no case matches --ops/--cases", file=sys.stderr)
         return 2
 
+    openmp = cases.openmp_runtime(args.impls)   # before anything loads fastcnn
     impls, skipped = [], {}
     for impl in args.impls:
         ok, why = cases.available(impl)
@@ -333,6 +336,7 @@ def main(argv=None):
         return run_check(args, selected, impls)
 
     facts = machine_facts(impls)
+    facts["openmp"] = openmp
     load_start = _load()
     what = "forward+backward of one layer" if any(c.op != "model" for c in selected) else ""
     if any(c.op == "model" for c in selected):
@@ -347,6 +351,7 @@ def main(argv=None):
         print("fastcnn: " + ", ".join(f"{k} {fcc[k]}" for k in
                                       ("openmp", "simd (cpu)", "simd (dispatched kernels)",
                                        "compiler flags") if k in fcc))
+    print(f"openmp: {openmp}")
     if facts["env"]:
         print("env: " + " ".join(f"{k}={v}" for k, v in facts["env"].items()))
     print(f"median of {args.repeat} rounds (numpy: {args.numpy_repeat}), each >= "

@@ -30,6 +30,10 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cases  # noqa: E402
 
+# PyTorch (when installed) loads before fastcnn: one OpenMP runtime serves both, at PyTorch's
+# default wait policy rather than fastcnn's passive one (cases.openmp_runtime)
+cases.openmp_runtime(("torch",))
+
 
 def _csv(s):
     return [v.strip() for v in str(s).split(",") if v.strip()]
