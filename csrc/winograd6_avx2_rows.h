@@ -47,6 +47,30 @@ typedef struct {   /* 16 bytes: passed by value in two registers, never through 
     int32_t ih0, iw0;
 } FN(wg6a_half);
 
+/* The runs of the tiles [b0, b1): their tile row segments (WG_SEGMENTS) cut in halves of up to
+ * 4 tiles, a whole half and the next one a run. HALF(n, ti, tj): the half from tile (n, ti, tj);
+ * RUN(at, a, b, has_b): one run, at: the place of its first tile in the block. */
+#define WG6A_RUNS(b0, b1, TH, TW, HALF, RUN)                                                  \
+    do {                                                                                      \
+        FN(wg6a_half) held_ = {0, 0, 0};                                                      \
+        ptrdiff_t held_at_ = -1;   /* the held half's place, or none */                       \
+        WG_SEGMENTS(b0, b1, TH, TW, {                                                         \
+            for (ptrdiff_t h_ = 0; h_ < len; h_ += 4) {                                       \
+                const FN(wg6a_half) hf_ = HALF(n, ti, tj0 + h_);                              \
+                if (held_at_ < 0 && len - h_ >= 4) {                                          \
+                    held_ = hf_;                                                              \
+                    held_at_ = t - (b0) + h_;                                                 \
+                } else if (held_at_ >= 0) {                                                   \
+                    RUN(held_at_, held_, hf_, 1);                                             \
+                    held_at_ = -1;                                                            \
+                } else {                                                                      \
+                    RUN(t - (b0) + h_, hf_, hf_, 0);                                          \
+                }                                                                             \
+            }                                                                                 \
+        });                                                                                   \
+        if (held_at_ >= 0) RUN(held_at_, held_, held_, 0);                                    \
+    } while (0)
+
 /* Which of a half's 16 + 2 cells lie in a row of W (the same for all its rows): all of the
  * first 16 (`whole`) or the loads' masks, and the two past them. */
 typedef struct {

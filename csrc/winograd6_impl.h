@@ -837,29 +837,15 @@ static void FN(wg6_input_block)(REAL *restrict V, REAL *restrict rb, const REAL 
     for (ptrdiff_t c = c0; c < c1; ++c) {
 #if WG6_ROWS8
         if (rows8) {
-            /* the tile row segments in halves of up to 4 tiles, a whole half and the next one
-             * a run (the two rows of a 4-tile-wide map, or the 8 tiles of one) */
-            FN(wg6a_half) held = {0, 0, 0};
-            ptrdiff_t held_at = -1;   /* the held half's place in P, or none */
-            WG_SEGMENTS(b0, b1, TH, TW, {
-                for (ptrdiff_t h = 0; h < len; h += 4) {
-                    const ptrdiff_t iw0 = WG_M * (tj0 + h) - PW;
-                    const FN(wg6a_half) hf = {
-                        (uintptr_t)(x + (n * C + c) * H * W)
-                            + (uintptr_t)(iw0 * (ptrdiff_t)sizeof(REAL)),
-                        (int32_t)(WG_M * ti - PH), (int32_t)iw0};
-                    if (held_at < 0 && len - h >= 4) {
-                        held = hf;
-                        held_at = t - b0 + h;
-                    } else if (held_at >= 0) {
-                        FN(wg6_gather8_avx2)(P + held_at, TP, held, hf, 1, H, W);
-                        held_at = -1;
-                    } else {
-                        FN(wg6_gather8_avx2)(P + (t - b0 + h), TP, hf, hf, 0, H, W);
-                    }
-                }
-            });
-            if (held_at >= 0) FN(wg6_gather8_avx2)(P + held_at, TP, held, held, 0, H, W);
+            /* a half: its input cells from row WG_M*ti - PH, column WG_M*tj - PW of x's plane */
+#define WG6_IN_HALF(n, ti, tj)                                                                \
+    ((FN(wg6a_half)){(uintptr_t)(x + ((n) * C + c) * H * W)                                   \
+                         + (uintptr_t)((WG_M * (tj) - PW) * (ptrdiff_t)sizeof(REAL)),         \
+                     (int32_t)(WG_M * (ti) - PH), (int32_t)(WG_M * (tj) - PW)})
+#define WG6_IN_RUN(at, a, b, has_b) FN(wg6_gather8_avx2)(P + (at), TP, a, b, has_b, H, W)
+            WG6A_RUNS(b0, b1, TH, TW, WG6_IN_HALF, WG6_IN_RUN);
+#undef WG6_IN_HALF
+#undef WG6_IN_RUN
         } else
 #endif
         WG_SEGMENTS(b0, b1, TH, TW, {
@@ -991,27 +977,15 @@ static void FN(wg6_grad_block)(REAL *restrict dYh, ptrdiff_t PM, REAL *restrict 
     for (ptrdiff_t oc = oc0; oc < oc1; ++oc) {
 #if WG6_ROWS8 && defined(FC_ISA_AVX2)
         if (TW >= WG6_ROWS8_MIN_TW) {
-            /* in runs of two halves, as wg6_input_block's */
-            FN(wg6a_half) held = {0, 0, 0};
-            ptrdiff_t held_at = -1;
-            WG_SEGMENTS(b0, b1, TH, TW, {
-                for (ptrdiff_t h = 0; h < len; h += 4) {
-                    const ptrdiff_t ow0 = WG_M * (tj0 + h);
-                    const FN(wg6a_half) hf = {
-                        (uintptr_t)(dy + ((n * OC + oc) * OH + WG_M * ti) * OW + ow0),
-                        (int32_t)(WG_M * ti), (int32_t)ow0};
-                    if (held_at < 0 && len - h >= 4) {
-                        held = hf;
-                        held_at = t - b0 + h;
-                    } else if (held_at >= 0) {
-                        FN(wg6_row_gather8_avx2)(e + held_at, TE, held, hf, 1, OH, OW);
-                        held_at = -1;
-                    } else {
-                        FN(wg6_row_gather8_avx2)(e + (t - b0 + h), TE, hf, hf, 0, OH, OW);
-                    }
-                }
-            });
-            if (held_at >= 0) FN(wg6_row_gather8_avx2)(e + held_at, TE, held, held, 0, OH, OW);
+            /* in runs of two halves, as wg6_input_block's; a half: its dy cells from row
+             * WG_M*ti, column WG_M*tj */
+#define WG6_DY_HALF(n, ti, tj)                                                                \
+    ((FN(wg6a_half)){(uintptr_t)(dy + (((n) * OC + oc) * OH + WG_M * (ti)) * OW + WG_M * (tj)), \
+                     (int32_t)(WG_M * (ti)), (int32_t)(WG_M * (tj))})
+#define WG6_DY_RUN(at, a, b, has_b) FN(wg6_row_gather8_avx2)(e + (at), TE, a, b, has_b, OH, OW)
+            WG6A_RUNS(b0, b1, TH, TW, WG6_DY_HALF, WG6_DY_RUN);
+#undef WG6_DY_HALF
+#undef WG6_DY_RUN
         } else
 #endif
         WG_SEGMENTS(b0, b1, TH, TW, {
@@ -1471,4 +1445,5 @@ static void FN(wg6_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspa
 #undef WG6_SPLIT
 #undef WG6_ROWS8
 #undef WG6_ROWS8_MIN_TW
+#undef WG6A_RUNS
 #undef WG6_BLAS_ROWS
