@@ -13,9 +13,10 @@ interleaving the impls inside each round (rotating who goes first) so their rati
 under the same machine load, with a short pause after each impl so its idle threads stop
 spinning (cases.quiesce). fastcnn and PyTorch share one OpenMP runtime in a process; PyTorch is
 loaded first, so that it runs at its own default wait policy rather than fastcnn's passive one
-(cases.openmp_runtime; the header's openmp line records it). A round times `k` back-to-back calls (k chosen so a round lasts
->= --min-time) and records the mean per call; the table shows the median over rounds. The numpy
-reference (slow) is timed in only the first --numpy-repeat rounds. Columns:
+(cases.openmp_runtime; the header's openmp line records it). A round times `k` back-to-back
+calls (k chosen so a round lasts >= --min-time) and records the mean per call; the table shows
+the median over rounds. The numpy reference (slow) is timed in only the first --numpy-repeat
+rounds. Columns:
 
   fastcnn / torch / numpy   median ms per step (forward + backward of one layer; for the
                             model op one training step: zero_grad, forward, loss, backward,
