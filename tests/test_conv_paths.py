@@ -218,10 +218,11 @@ def test_winograd4_row_gathers_every_width(simd, dtype, rng):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_winograd4_blocks_cut_tile_rows(simd, dtype, threads, rng):
-    """Blocks of tiles that end inside a tile row (32 -> 32 channels: 112-tile blocks; 38-wide
-    images, 20 tiles each): the row gathers' whole-vector stores past a segment's last tile
-    land in the planes' slack or in later segments' places, never in earlier ones. Against
-    im2col (the loop oracle takes seconds on this shape; im2col is held to it above)."""
+    """Blocks of tiles that end inside a tile row (32 -> 32 channels: 48-tile blocks, csrc's
+    wg6_block; 38-wide images, 20 tiles each, 10 a row): the row gathers' whole-vector stores
+    past a segment's last tile land in the planes' slack or in later segments' places, never in
+    earlier ones. Against im2col (the loop oracle takes seconds on this shape; im2col is held to
+    it above)."""
     x, w, b, padding = _inputs(rng, ((7, 32, 5, 38), 32, 1), dtype)
     with num_threads(threads):
         y = F.conv2d(x, w, b, padding=padding, algorithm="winograd4")
