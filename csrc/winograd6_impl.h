@@ -1226,7 +1226,7 @@ static void FN(wg6_tile_reach)(ptrdiff_t t, ptrdiff_t Timg, ptrdiff_t TW, ptrdif
 /* One block's GEMMs of the backward, on rows of the planes: dU rows [g0, g1) (+)= dY^ V^T (beta 0:
  * overwritten) when dU is not NULL, and dV rows [c0, c1) (c0 a multiple of WG6_PACK) = Ut dY^ when
  * dV is not NULL. V, dY^, dV: 36 planes PV, PM, PV apart. dV may be V: its plane xi is
- * consumed first. bt: scratch of 32*nb (AVX-512: wgt_gemm's transposed V). */
+ * consumed first. bt: scratch of 32*nb (wgt_gemm's and wgt2_gemm's transposed V). */
 static void FN(wg6_backward_gemms)(REAL *dU, REAL *dV, const REAL *Ut, const REAL *V,
                                    const REAL *dYh, REAL beta, ptrdiff_t nb, ptrdiff_t Tb,
                                    ptrdiff_t PV, ptrdiff_t PM, ptrdiff_t C, ptrdiff_t OC,
@@ -1251,16 +1251,24 @@ static void FN(wg6_backward_gemms)(REAL *dU, REAL *dV, const REAL *Ut, const REA
             else
 #elif defined(FC_ISA_AVX2)
             /* up to 64 input channels, dot products (wg_gemm_avx2.h): OpenBLAS's packing took
-             * these small GEMMs; each element's sum runs in one order whoever computes it */
+             * these small GEMMs; each element's sum runs in one order whoever computes it.
+             * Wider, with the rows split between threads (few tiles: AlexNet's 13x13 layers at
+             * batch 8), B transposed a strip at a time (wgt2_gemm): OpenBLAS repacked V for
+             * each of its calls there (2 threads, backward: 256->384 0.90 of the time, 384->384
+             * 0.90, 384->256 0.925; double 0.96-0.99). Not on the unsplit GEMMs of many-tile
+             * blocks: 1 thread even on those 13x13 layers, AlexNet (32x32)'s 7x7 ones 1.07-1.22. */
             if (C <= WGD2_MAX_N && Tb >= WGD2_MIN_K)
                 WG_GEMM(wgd2_gemm)(dU + xi * OC * C + g0 * C, C, dYh + xi * PM + g0 * Tb, Tb,
                                    V + xi * PV, Tb, g1 - g0, C, nb, beta != 0);
+            else if (rows_split)
+                WG_GEMM(wgt2_gemm)(dU + xi * OC * C + g0 * C, C, dYh + xi * PM + g0 * Tb, Tb,
+                                   V + xi * PV, Tb, g1 - g0, C, nb, beta != 0, bt);
             else
 #endif
                 for (ptrdiff_t r0 = g0; r0 < g1;) {
-                    /* split rows: calls of WG6_BLAS_ROWS from a multiple of it, as
-                     * WG6_PLANE_GEMM's outside AVX-512 (under OPENBLAS_CORETYPE=Haswell 2 and 3
-                     * threads disagreed in 7% of dw) */
+                    /* split rows (the portable build): calls of WG6_BLAS_ROWS from a multiple
+                     * of it, as WG6_PLANE_GEMM's there (when the AVX2 build took this path,
+                     * under OPENBLAS_CORETYPE=Haswell 2 and 3 threads disagreed in 7% of dw) */
                     const ptrdiff_t r1 = rows_split && g1 - r0 > WG6_BLAS_ROWS ? r0 + WG6_BLAS_ROWS
                                                                                 : g1;
                     GEMM(0, 1, r1 - r0, C, nb, (REAL)1, dYh + xi * PM + r0 * Tb, Tb,

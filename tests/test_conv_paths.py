@@ -195,6 +195,24 @@ def test_winograd6_channel_split_is_thread_count_independent(simd, rng):
         assert_close(g, r.astype(np.float64), np.float32)
 
 
+@pytest.mark.parametrize("C", [150, 170])
+def test_winograd6_channel_split_weight_gradient_tails(simd, dtype, C, rng):
+    """The channel split's weight gradient, each thread's rows of dU (+)= dY^ V^T per block (AVX2:
+    V transposed 2 vectors of channels at a time, wgt2_gemm; AVX-512: wgt_gemm): 117 tiles in a
+    full block and a partial one (the second accumulates; its tiles end inside a transposed
+    8x8 / 4x4 block), channel strips ending partway into the first or the second vector (150 and
+    170 channels: 6 and 10 past the last 16 in float, 6 and 2 past 8 in double), 230 rows split
+    128 + 102 (the last register block of 6 rows 2 high). Against im2col."""
+    x, w, b, padding = _inputs(rng, ((13, C, 11, 11), 230, 1), dtype)
+    y_ref = F.conv2d(x, w, b, padding=padding, algorithm="im2col")
+    dy = randn(rng, y_ref.shape, dtype)
+    ref = F.conv2d_backward(dy, x, w, padding=padding, algorithm="im2col")
+    with num_threads(2):
+        got = F.conv2d_backward(dy, x, w, padding=padding, algorithm="winograd4")
+    for g, r in zip(got, ref):
+        assert_close(g, r.astype(np.float64), dtype)
+
+
 def test_winograd4_row_gathers_every_width(simd, dtype, rng):
     """F(4x4,3x3)'s row gathers on every SIMD level (float: the input's in runs of 8 tiles of a
     row, masked at the row's ends, in AVX2 also the gradient's, scalar below 4 tiles a row;
