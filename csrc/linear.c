@@ -54,21 +54,27 @@ ptrdiff_t fc_linear_backward_workspace(ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT)
 #undef FC_SIMD_BODY
 #undef FC_IMPL
 
+/* Float batches of up to 8 rows take the small-batch kernels' pair forms (two columns of W per
+ * vector: linear_small_impl.h). */
 #define REAL float
 #define FN(name) name##_f32
 #define SMALL(name) FC_SIMD_PICK(name, f32)
 #define GEMM fc_gemm_f32
+#define LINEAR_PAIR_N 8
 #include "linear_impl.h"
 #undef REAL
 #undef FN
 #undef SMALL
 #undef GEMM
+#undef LINEAR_PAIR_N
 
 #define REAL double
 #define FN(name) name##_f64
 #define SMALL(name) FC_SIMD_PICK(name, f64)
 #define GEMM fc_gemm_f64
+#define LINEAR_PAIR_N 0
 #include "linear_impl.h"
+#undef LINEAR_PAIR_N
 #undef REAL
 #undef FN
 #undef SMALL

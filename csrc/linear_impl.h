@@ -1,5 +1,6 @@
 /* linear_impl.h: type-generic body of the fully connected (Affine) kernels, included by linear.c
- * once per dtype with REAL, FN(name) and GEMM defined. y = x W^T + b, as PyTorch's Linear.
+ * once per dtype with REAL, FN(name), GEMM and LINEAR_PAIR_N (batches of up to that many rows
+ * take the small-batch kernels' pair forms; 0: none) defined. y = x W^T + b, as PyTorch's Linear.
  * Every output block belongs to one thread (no reduction across threads), and BLAS runs on one
  * thread inside our region: fastcnn, not NumPy's BLAS pool, owns the cores during training. */
 
@@ -17,12 +18,24 @@ void FN(fc_linear_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         ptrdiff_t o0, o1, i0, i1;
+#if LINEAR_PAIR_N
+        if (N <= LINEAR_PAIR_N) {   /* as below, two columns of x per vector */
+            fc_split((IN + 1) / 2, fc_thread_id(), fc_thread_count(), 1, &i0, &i1);
+            SMALL(ls_pair_transpose)(workspace, x, N, IN, i0, i1);
+#pragma omp barrier
+        } else
+#endif
         if (N <= LINEAR_SMALL_N) {   /* the threads transpose x together, then each its rows */
             fc_split(IN, fc_thread_id(), fc_thread_count(), 1, &i0, &i1);
             SMALL(linear_small_transpose)(workspace, x, N, IN, i0, i1);
 #pragma omp barrier
         }
         fc_split(OUT, fc_thread_id(), fc_thread_count(), LINEAR_ALIGN, &o0, &o1);
+#if LINEAR_PAIR_N
+        if (o1 > o0 && N <= LINEAR_PAIR_N) {
+            SMALL(ls_pair_forward)(y, workspace, weight, bias, N, IN, OUT, o0, o1);
+        } else
+#endif
         if (o1 > o0 && N <= LINEAR_SMALL_N) {
             SMALL(linear_small_forward)(y, workspace, weight, bias, N, IN, OUT, o0, o1);
         } else if (o1 > o0) {
@@ -59,7 +72,12 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
         ptrdiff_t o0, o1, i0, i1;
         if (small_dx) {   /* every thread's dx columns read all of dy^T */
             fc_split(OUT, tid, nth, 1, &o0, &o1);
-            SMALL(linear_small_transpose)(dyt, dy, N, OUT, o0, o1);
+#if LINEAR_PAIR_N
+            if (N <= LINEAR_PAIR_N)
+                SMALL(ls_pair_spread)(dyt, dy, N, OUT, o0, o1);
+            else
+#endif
+                SMALL(linear_small_transpose)(dyt, dy, N, OUT, o0, o1);
 #pragma omp barrier
         }
         fc_split(OUT, tid, nth, LINEAR_ALIGN, &o0, &o1);
@@ -85,6 +103,11 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
         }
         if (dx && N > 0) {
             fc_split(IN, tid, nth, LINEAR_ALIGN, &i0, &i1);
+#if LINEAR_PAIR_N
+            if (i1 > i0 && N <= LINEAR_PAIR_N)   /* i0: a multiple of LINEAR_ALIGN, even */
+                SMALL(ls_pair_backward_data)(dx, dxt, dyt, weight, N, IN, OUT, i0, i1);
+            else
+#endif
             if (i1 > i0 && N <= LINEAR_SMALL_N)
                 SMALL(linear_small_backward_data)(dx, dxt, dyt, weight, N, IN, OUT, i0, i1);
             else if (i1 > i0)
