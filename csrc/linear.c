@@ -27,7 +27,8 @@ static int linear_threads(int n_threads, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OU
     return fc_clamp_threads(n_threads, (cols + LINEAR_ALIGN - 1) / LINEAR_ALIGN);
 }
 
-/* Batches of at most this many rows take the small-batch kernels (linear_small_impl.h), which
+/* Batches of at most this many rows (and at most ls_max_n: two vectors of them, 8 double rows
+ * on AVX2) take the small-batch kernels (linear_small_impl.h), which
  * stream W once instead of BLAS, which packs it per call: AlexNet's 9216 -> 4096 at batch 8,
  * forward 35.6 -> 16.7 ms at 1 thread, 18.4 -> 7.8 at 2; dx 33.6 -> 22.8 (1 thread). Above 16
  * rows the GEMM's arithmetic outweighs the packing. */
@@ -54,13 +55,13 @@ ptrdiff_t fc_linear_backward_workspace(ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT)
 #undef FC_SIMD_BODY
 #undef FC_IMPL
 
-/* Float batches of up to 8 rows take the small-batch kernels' pair forms (two columns of W per
- * vector: linear_small_impl.h). */
+/* Float batches of up to half a vector of rows take the small-batch kernels' pair forms (two
+ * columns of W per vector: linear_small_impl.h). */
 #define REAL float
 #define FN(name) name##_f32
 #define SMALL(name) FC_SIMD_PICK(name, f32)
 #define GEMM fc_gemm_f32
-#define LINEAR_PAIR_N 8
+#define LINEAR_PAIR_N 1
 #include "linear_impl.h"
 #undef REAL
 #undef FN

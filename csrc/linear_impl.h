@@ -1,8 +1,15 @@
 /* linear_impl.h: type-generic body of the fully connected (Affine) kernels, included by linear.c
- * once per dtype with REAL, FN(name), GEMM and LINEAR_PAIR_N (batches of up to that many rows
- * take the small-batch kernels' pair forms; 0: none) defined. y = x W^T + b, as PyTorch's Linear.
+ * once per dtype with REAL, FN(name), GEMM and LINEAR_PAIR_N (1: the small-batch kernels' pair
+ * forms exist, for the batches ls_use_pairs takes; 0: none) defined. y = x W^T + b, as
+ * PyTorch's Linear.
  * Every output block belongs to one thread (no reduction across threads), and BLAS runs on one
  * thread inside our region: fastcnn, not NumPy's BLAS pool, owns the cores during training. */
+
+#if LINEAR_PAIR_N
+#define LS_PAIRS(small, N) ((small) && SMALL(ls_use_pairs)(N))
+#else
+#define LS_PAIRS(small, N) 0
+#endif
 
 void FN(fc_linear_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *weight,
                            const REAL *bias, ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT,
@@ -13,30 +20,32 @@ void FN(fc_linear_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *
      * Split over output features: each thread reads only its rows of W (for a small batch and
      * a large layer the weight is the traffic), and writes a column block of y. */
     if (N <= 0) return;
+    const int small = N <= LINEAR_SMALL_N && N <= SMALL(ls_max_n)(), pairs = LS_PAIRS(small, N);
+    (void)pairs;   /* (double: no pair kernels) */
     int nt = linear_threads(n_threads, N, IN, OUT, OUT, 1);
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         ptrdiff_t o0, o1, i0, i1;
 #if LINEAR_PAIR_N
-        if (N <= LINEAR_PAIR_N) {   /* as below, two columns of x per vector */
+        if (pairs) {   /* as below, two columns of x per vector */
             fc_split((IN + 1) / 2, fc_thread_id(), fc_thread_count(), 1, &i0, &i1);
             SMALL(ls_pair_transpose)(workspace, x, N, IN, i0, i1);
 #pragma omp barrier
         } else
 #endif
-        if (N <= LINEAR_SMALL_N) {   /* the threads transpose x together, then each its rows */
+        if (small) {   /* the threads transpose x together, then each its rows */
             fc_split(IN, fc_thread_id(), fc_thread_count(), 1, &i0, &i1);
             SMALL(linear_small_transpose)(workspace, x, N, IN, i0, i1);
 #pragma omp barrier
         }
         fc_split(OUT, fc_thread_id(), fc_thread_count(), LINEAR_ALIGN, &o0, &o1);
 #if LINEAR_PAIR_N
-        if (o1 > o0 && N <= LINEAR_PAIR_N) {
+        if (o1 > o0 && pairs) {
             SMALL(ls_pair_forward)(y, workspace, weight, bias, N, IN, OUT, o0, o1);
         } else
 #endif
-        if (o1 > o0 && N <= LINEAR_SMALL_N) {
+        if (o1 > o0 && small) {
             SMALL(linear_small_forward)(y, workspace, weight, bias, N, IN, OUT, o0, o1);
         } else if (o1 > o0) {
             GEMM(0, 1, N, o1 - o0, IN, (REAL)1, x, IN, weight + o0 * IN, IN, (REAL)0, y + o0,
@@ -63,7 +72,9 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
      * when dx is wanted (dy^T, then dx^T, for a small batch).
      * dweight/dbias split over output features, dx over input features: no partial sums. */
     int nt = linear_threads(n_threads, N > 0 ? N : 1, IN, OUT, OUT > IN ? OUT : IN, dx ? 2 : 1);
-    const int small_dx = dx && N > 0 && N <= LINEAR_SMALL_N;
+    const int small = N > 0 && N <= LINEAR_SMALL_N && N <= SMALL(ls_max_n)();
+    const int small_dx = dx && small, pairs = LS_PAIRS(small, N);
+    (void)pairs;
     REAL *dyt = workspace, *dxt = small_dx ? workspace + LINEAR_SMALL_XT * OUT : (REAL *)0;
     int blas_prev = fc_blas_threads_begin(nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -73,7 +84,7 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
         if (small_dx) {   /* every thread's dx columns read all of dy^T */
             fc_split(OUT, tid, nth, 1, &o0, &o1);
 #if LINEAR_PAIR_N
-            if (N <= LINEAR_PAIR_N)
+            if (pairs)
                 SMALL(ls_pair_spread)(dyt, dy, N, OUT, o0, o1);
             else
 #endif
@@ -82,7 +93,7 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
         }
         fc_split(OUT, tid, nth, LINEAR_ALIGN, &o0, &o1);
         if (o1 > o0) {
-            if (N > 0 && N <= LINEAR_SMALL_N) {
+            if (small) {
                 SMALL(linear_small_backward_weights)(dweight, dy, x, N, IN, OUT, o0, o1,
                                                      accumulate);
             } else if (N > 0) {
@@ -104,11 +115,11 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
         if (dx && N > 0) {
             fc_split(IN, tid, nth, LINEAR_ALIGN, &i0, &i1);
 #if LINEAR_PAIR_N
-            if (i1 > i0 && N <= LINEAR_PAIR_N)   /* i0: a multiple of LINEAR_ALIGN, even */
+            if (i1 > i0 && pairs)   /* i0: a multiple of LINEAR_ALIGN, even */
                 SMALL(ls_pair_backward_data)(dx, dxt, dyt, weight, N, IN, OUT, i0, i1);
             else
 #endif
-            if (i1 > i0 && N <= LINEAR_SMALL_N)
+            if (i1 > i0 && small)
                 SMALL(linear_small_backward_data)(dx, dxt, dyt, weight, N, IN, OUT, i0, i1);
             else if (i1 > i0)
                 GEMM(0, 0, N, i1 - i0, OUT, (REAL)1, dy, OUT, weight + i0, IN, (REAL)0, dx + i0,
@@ -117,3 +128,5 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
     }
     fc_blas_threads_end(blas_prev);
 }
+
+#undef LS_PAIRS

@@ -6,12 +6,34 @@
  * where reading W takes 7.3); these read it once, in place, each W value meeting all N batch
  * rows while it is in registers or L1. Every loop is a contiguous one the compiler vectorises. */
 
-/* The small-batch forward vectorises over the batch: a vector of 64 bytes holds LS_NB batch
- * rows (16 float, 8 double), and each W element, broadcast, meets all of them in one FMA. */
-#define LS_NB (64 / (ptrdiff_t)sizeof(REAL))
-typedef REAL FN(ls_vec) __attribute__((vector_size(64), aligned(sizeof(REAL))));
-/* W rows per pass: 8 accumulators (16 with two groups of double rows) in AVX-512's 32
- * registers; 4 where a vector takes two (AVX2) or four (SSE2) registers. */
+/* The small-batch forward vectorises over the batch: a vector holds LS_NB batch rows (AVX-512:
+ * 16 float, 8 double; AVX2 8 and 4; SSE2 4 and 2), and each W element, broadcast, meets all of
+ * them in one FMA; batches of up to two vectors of rows (ls_max_n) take these kernels. The
+ * vectors are the machine's own width, loaded and stored through LS_LOAD / LS_STORE: 64-byte
+ * vectors everywhere, copied in and out with memcpy, had made the AVX2 and portable builds 10-20x
+ * slower than AVX-512 (GCC keeps a vector wider than the machine's in memory, and expanded the
+ * copies into 16-byte moves whose reload as one vector stalled): fc6's forward (AlexNet, float,
+ * batch 8, 1 thread) 205 ms on AVX2 and 133 portable against 11 on AVX-512, now 12 and 18; a
+ * double batch of 12 on AVX2 1.5 s, now BLAS's 53 ms. */
+#if defined(FC_ISA_AVX512)
+#define LS_VB 64
+#elif defined(FC_ISA_AVX2)
+#define LS_VB 32
+#else
+#define LS_VB 16
+#endif
+#define LS_NB (LS_VB / (ptrdiff_t)sizeof(REAL))
+typedef REAL FN(ls_vec) __attribute__((vector_size(LS_VB), aligned(sizeof(REAL)), may_alias));
+/* A vector from (to) REALs at p, unaligned: through the type above, one vector load (store).
+ * (memcpy into a vector went through 16-byte moves to the stack in the AVX2 build, and the
+ * vector's reload from there waited on store forwarding: 68% of fc6's forward, perf.) */
+#define LS_LOAD(p) (*(const FN(ls_vec) *)(p))
+#define LS_STORE(p, v) (*(FN(ls_vec) *)(p) = (v))
+
+/* The largest batch these kernels take (linear_impl.h: BLAS above it). */
+static ptrdiff_t FN(ls_max_n)(void) { return 2 * LS_NB; }
+/* W rows per pass: 8 accumulators (16 with two vectors of rows) in AVX-512's 32 registers; 4
+ * (8) in the 16 of AVX2 and SSE2. */
 #if defined(FC_ISA_AVX512)
 #define LS_ROWS 8
 #else
@@ -55,8 +77,8 @@ static void FN(linear_small_forward)(REAL *y, const REAL *xt, const REAL *weight
         if (two) {
             for (ptrdiff_t i = 0; i < IN; ++i) {
                 V u, v;
-                memcpy(&u, t0 + i * LS_NB, sizeof u);
-                memcpy(&v, t1 + i * LS_NB, sizeof v);
+                u = LS_LOAD(t0 + i * LS_NB);
+                v = LS_LOAD(t1 + i * LS_NB);
 #pragma GCC unroll 8
                 for (int r = 0; r < LS_ROWS; ++r) {
                     const REAL wr = w[r][i];
@@ -67,7 +89,7 @@ static void FN(linear_small_forward)(REAL *y, const REAL *xt, const REAL *weight
         } else {
             for (ptrdiff_t i = 0; i < IN; ++i) {
                 V u;
-                memcpy(&u, t0 + i * LS_NB, sizeof u);
+                u = LS_LOAD(t0 + i * LS_NB);
 #pragma GCC unroll 8
                 for (int r = 0; r < LS_ROWS; ++r) a[r] += u * w[r][i];
             }
@@ -84,13 +106,13 @@ static void FN(linear_small_forward)(REAL *y, const REAL *xt, const REAL *weight
 static inline void FN(ls_add_pairs)(REAL *s, const FN(ls_vec) *p)
 {
     FN(ls_vec) u;
-    memcpy(&u, s, sizeof u);
+    u = LS_LOAD(s);
 #if LS_ROWS == 8
     u += (p[0] + p[1]) + (p[2] + p[3]);
 #else
     u += p[0] + p[1];
 #endif
-    memcpy(s, &u, sizeof u);
+    LS_STORE(s, u);
 }
 
 /* dx[n][i] = sum_o dy[n][o] W[o][i] for the columns i in [i0, i1), as the forward (and with its
@@ -117,8 +139,8 @@ static void FN(linear_small_backward_data)(REAL *dx, REAL *dxt, const REAL *dyt,
             w[r] = weight + (in ? o + r : o) * IN;
             g[r] = h[r] = (V){0};
             if (in) {
-                memcpy(&g[r], d0 + (o + r) * LS_NB, sizeof g[r]);
-                if (two) memcpy(&h[r], d1 + (o + r) * LS_NB, sizeof h[r]);
+                g[r] = LS_LOAD(d0 + (o + r) * LS_NB);
+                if (two) h[r] = LS_LOAD(d1 + (o + r) * LS_NB);
             }
         }
         for (ptrdiff_t i = i0; i < i1; ++i) {
@@ -188,26 +210,28 @@ static void FN(linear_small_backward_weights)(REAL *dweight, const REAL *dy, con
 }
 
 #if defined(FC_DTYPE_F32)
-/* Batches of up to 8 float rows fill half of a 16-lane vector above, so the forward's and dx's
- * FMAs took one W element each: fc6's forward (AlexNet, batch 8) ran at 13 GB/s of W at 1
- * thread, where double (8 rows, 8 lanes) reached 21. The pair kernels below put two columns of W
- * in each vector: lane 2n + e holds batch row n's value at column 2p + e, against the pair
- * (w[2p], w[2p + 1]) broadcast as one 8-byte value (ls_pair). An odd last column goes alone,
- * broadcast whole against operands zero in the odd lanes (forward) or read from the even ones
- * (dx). fc6, float, batch 8, 1 thread: forward 11.3 -> 8.3-8.8 ms, backward (dx, dW) 30 -> 22-23
- * on AVX-512; the AVX2 build's forward 205 -> 97 ms and the portable one's 133 -> 72, both
- * still far from AVX-512's: below AVX-512 GCC keeps these 64-byte vectors in memory. */
+/* Float batches of up to half a vector of rows fill half of each vector above, so the
+ * forward's and dx's FMAs took one W element each: fc6's forward (AlexNet, batch 8, AVX-512) ran
+ * at 13 GB/s of W at 1 thread, where double (8 rows, 8 lanes) reached 21. The pair kernels below
+ * put two columns of W in each vector: lane 2n + e holds batch row n's value at column 2p + e,
+ * against the pair (w[2p], w[2p + 1]) broadcast as one 8-byte value (ls_pair). An odd last
+ * column goes alone, broadcast whole against operands zero in the odd lanes (forward) or read
+ * from the even ones (dx). fc6, float, batch 8, AVX-512, 1 thread: forward 11.3 -> 8.3-8.8 ms,
+ * backward (dx, dW) 30 -> 22-23. */
 #define LS_PAIR_N (LS_NB / 2)
+
+/* Whether a batch of N rows takes the pair kernels. */
+static int FN(ls_use_pairs)(ptrdiff_t N) { return N <= LS_PAIR_N; }
 
 /* *r = (p[0], p[1]) repeated over a vector: one 8-byte broadcast (through a pointer: a vector
  * return value would change the ABI below AVX-512) */
 static inline __attribute__((always_inline)) void FN(ls_pair)(FN(ls_vec) *r, const REAL *p)
 {
-    typedef double D __attribute__((vector_size(sizeof(FN(ls_vec)))));
+    typedef double D __attribute__((vector_size(LS_VB)));
     double d;
     memcpy(&d, p, sizeof d);
     const D v = d - (D){0};
-    memcpy(r, &v, sizeof *r);
+    *r = (FN(ls_vec))v;   /* the same bits, as REALs */
 }
 
 /* xt[p*LS_NB + 2n + e] = x[n][2p + e] for the column pairs p in [p0, p1) (0 past N or IN). */
@@ -246,7 +270,7 @@ static void FN(ls_pair_forward)(REAL *y, const REAL *xt, const REAL *weight, con
         for (int r = 0; r < LS_ROWS; ++r) a[r] = (V){0};
         for (ptrdiff_t p = 0; p < P; ++p) {
             V u;
-            memcpy(&u, xt + p * LS_NB, sizeof u);
+            u = LS_LOAD(xt + p * LS_NB);
 #pragma GCC unroll 8
             for (int r = 0; r < LS_ROWS; ++r) {
                 V b;
@@ -256,7 +280,7 @@ static void FN(ls_pair_forward)(REAL *y, const REAL *xt, const REAL *weight, con
         }
         if (IN % 2) {
             V u;   /* the last column's pair: its odd lanes 0 */
-            memcpy(&u, xt + P * LS_NB, sizeof u);
+            u = LS_LOAD(xt + P * LS_NB);
             for (int r = 0; r < LS_ROWS; ++r) a[r] += u * w[r][IN - 1];
         }
         for (int r = 0; r < LS_ROWS && o + r < o1; ++r) {
@@ -285,7 +309,7 @@ static void FN(ls_pair_backward_data)(REAL *dx, REAL *dxt, const REAL *dyt, cons
             const int in = o + r < OUT;
             w[r] = weight + (in ? o + r : o) * IN;
             g[r] = (V){0};
-            if (in) memcpy(&g[r], dyt + (o + r) * LS_NB, sizeof g[r]);
+            if (in) g[r] = LS_LOAD(dyt + (o + r) * LS_NB);
         }
         for (ptrdiff_t p = p0; p < p1; ++p) {
             V q[LS_ROWS / 2];
@@ -316,3 +340,6 @@ static void FN(ls_pair_backward_data)(REAL *dx, REAL *dxt, const REAL *dyt, cons
 
 #undef LS_ROWS
 #undef LS_NB
+#undef LS_VB
+#undef LS_LOAD
+#undef LS_STORE

@@ -63,7 +63,8 @@ static inline void wgt2_transpose_f32(float *restrict dst, ptrdiff_t ldd, const 
         return;
     }
     __m256 r[8], t[8], u[8];
-    for (int i = 0; i < 8; ++i) r[i] = i < rows ? _mm256_loadu_ps(src + i * lds) : _mm256_setzero_ps();
+    for (int i = 0; i < 8; ++i)
+        r[i] = i < rows ? _mm256_loadu_ps(src + i * lds) : _mm256_setzero_ps();
     for (int i = 0; i < 8; i += 2) {
         t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);       /* r_i0 r_j0 r_i1 r_j1 | 4 5 */
         t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);   /* r_i2 r_j2 r_i3 r_j3 | 6 7 */
@@ -90,7 +91,8 @@ static inline void wgt2_transpose_f64(double *restrict dst, ptrdiff_t ldd,
         return;
     }
     __m256d r[4];
-    for (int i = 0; i < 4; ++i) r[i] = i < rows ? _mm256_loadu_pd(src + i * lds) : _mm256_setzero_pd();
+    for (int i = 0; i < 4; ++i)
+        r[i] = i < rows ? _mm256_loadu_pd(src + i * lds) : _mm256_setzero_pd();
     const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
     const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
     _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));

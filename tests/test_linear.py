@@ -55,11 +55,12 @@ def test_matches_naive(backend, dtype, shape, with_bias, rng):
         assert db is None
 
 
-# Batches of <= 16 rows take the small-batch kernels (W streamed once; forward: W rows broadcast
-# against the transposed batch, one or two vectors of it (double: 8 rows each); dx the same way
-# against dy transposed; two dW rows against groups of 8 batch rows; float batches of up to 8
-# rows two W columns per vector): tails of each (odd N, OUT, IN: an odd IN's last column alone in
-# the float pair kernels), whole and part groups (8, 9), the 16/17 boundary, and shapes large
+# Batches of <= 16 rows, at most two vectors of them (AVX-512 16 float or 8 double rows a vector,
+# AVX2 8 or 4, SSE2 4 or 2; BLAS above), take the small-batch kernels (W streamed once; forward:
+# W rows broadcast against the transposed batch, one or two vectors of it; dx the same way
+# against dy transposed; two dW rows against groups of 8 batch rows; float batches of up to half
+# a vector two W columns per vector): tails of each (odd N, OUT, IN: an odd IN's last column alone
+# in the float pair kernels), whole and part groups (8, 9), the 16/17 boundary, and shapes large
 # enough to split across threads (4M multiply-adds: (7, 1000, 301) splits its backward with dx
 # only).
 SMALL_SHAPES = [(3, 37, 13), (7, 1000, 301), (8, 300, 65), (9, 100, 33), (16, 129, 66),
