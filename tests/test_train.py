@@ -240,7 +240,9 @@ def test_evaluate_and_predict_in_eval_mode():
     model[2].training = False  # a deliberately mixed mode must survive
     p1 = train.predict(model, x, batch_size=5)
     p2 = train.predict(model, x, batch_size=500)
-    np.testing.assert_allclose(p1, p2, rtol=1e-6)
+    # to float32 rounding: batches of 5 and of 23 rows take different fully connected kernels
+    # (the small-batch pair kernels sum even and odd columns apart), which round differently
+    np.testing.assert_allclose(p1, p2, rtol=1e-5, atol=1e-6)
     assert model.training and not model[2].training and model[4].training
     model.eval()
     ref = model(x).copy()
