@@ -76,9 +76,7 @@ static void FN(linear_small_forward)(REAL *y, const REAL *xt, const REAL *weight
         for (int r = 0; r < LS_ROWS; ++r) a[r] = b[r] = (V){0};
         if (two) {
             for (ptrdiff_t i = 0; i < IN; ++i) {
-                V u, v;
-                u = LS_LOAD(t0 + i * LS_NB);
-                v = LS_LOAD(t1 + i * LS_NB);
+                const V u = LS_LOAD(t0 + i * LS_NB), v = LS_LOAD(t1 + i * LS_NB);
 #pragma GCC unroll 8
                 for (int r = 0; r < LS_ROWS; ++r) {
                     const REAL wr = w[r][i];
@@ -88,8 +86,7 @@ static void FN(linear_small_forward)(REAL *y, const REAL *xt, const REAL *weight
             }
         } else {
             for (ptrdiff_t i = 0; i < IN; ++i) {
-                V u;
-                u = LS_LOAD(t0 + i * LS_NB);
+                const V u = LS_LOAD(t0 + i * LS_NB);
 #pragma GCC unroll 8
                 for (int r = 0; r < LS_ROWS; ++r) a[r] += u * w[r][i];
             }
@@ -105,8 +102,7 @@ static void FN(linear_small_forward)(REAL *y, const REAL *xt, const REAL *weight
 /* The vector at s += the sum of the LS_ROWS / 2 pair sums p, added as a tree. */
 static inline void FN(ls_add_pairs)(REAL *s, const FN(ls_vec) *p)
 {
-    FN(ls_vec) u;
-    u = LS_LOAD(s);
+    FN(ls_vec) u = LS_LOAD(s);
 #if LS_ROWS == 8
     u += (p[0] + p[1]) + (p[2] + p[3]);
 #else
@@ -223,15 +219,14 @@ static void FN(linear_small_backward_weights)(REAL *dweight, const REAL *dy, con
 /* Whether a batch of N rows takes the pair kernels. */
 static int FN(ls_use_pairs)(ptrdiff_t N) { return N <= LS_PAIR_N; }
 
-/* *r = (p[0], p[1]) repeated over a vector: one 8-byte broadcast (through a pointer: a vector
- * return value would change the ABI below AVX-512) */
-static inline __attribute__((always_inline)) void FN(ls_pair)(FN(ls_vec) *r, const REAL *p)
+/* (p[0], p[1]) repeated over a vector: one 8-byte broadcast */
+static inline __attribute__((always_inline)) FN(ls_vec) FN(ls_pair)(const REAL *p)
 {
     typedef double D __attribute__((vector_size(LS_VB)));
     double d;
     memcpy(&d, p, sizeof d);
     const D v = d - (D){0};
-    *r = (FN(ls_vec))v;   /* the same bits, as REALs */
+    return (FN(ls_vec))v;   /* the same bits, as REALs */
 }
 
 /* xt[p*LS_NB + 2n + e] = x[n][2p + e] for the column pairs p in [p0, p1) (0 past N or IN). */
@@ -269,18 +264,12 @@ static void FN(ls_pair_forward)(REAL *y, const REAL *xt, const REAL *weight, con
         V a[LS_ROWS];
         for (int r = 0; r < LS_ROWS; ++r) a[r] = (V){0};
         for (ptrdiff_t p = 0; p < P; ++p) {
-            V u;
-            u = LS_LOAD(xt + p * LS_NB);
+            const V u = LS_LOAD(xt + p * LS_NB);
 #pragma GCC unroll 8
-            for (int r = 0; r < LS_ROWS; ++r) {
-                V b;
-                FN(ls_pair)(&b, w[r] + 2 * p);
-                a[r] += u * b;
-            }
+            for (int r = 0; r < LS_ROWS; ++r) a[r] += u * FN(ls_pair)(w[r] + 2 * p);
         }
-        if (IN % 2) {
-            V u;   /* the last column's pair: its odd lanes 0 */
-            u = LS_LOAD(xt + P * LS_NB);
+        if (IN % 2) {   /* the last column's pair: its odd lanes 0 */
+            const V u = LS_LOAD(xt + P * LS_NB);
             for (int r = 0; r < LS_ROWS; ++r) a[r] += u * w[r][IN - 1];
         }
         for (int r = 0; r < LS_ROWS && o + r < o1; ++r) {
@@ -308,18 +297,14 @@ static void FN(ls_pair_backward_data)(REAL *dx, REAL *dxt, const REAL *dyt, cons
         for (int r = 0; r < LS_ROWS; ++r) {
             const int in = o + r < OUT;
             w[r] = weight + (in ? o + r : o) * IN;
-            g[r] = (V){0};
-            if (in) g[r] = LS_LOAD(dyt + (o + r) * LS_NB);
+            g[r] = in ? LS_LOAD(dyt + (o + r) * LS_NB) : (V){0};
         }
         for (ptrdiff_t p = p0; p < p1; ++p) {
             V q[LS_ROWS / 2];
 #pragma GCC unroll 8
-            for (int r = 0; r < LS_ROWS / 2; ++r) {
-                V b0, b1;
-                FN(ls_pair)(&b0, w[2 * r] + 2 * p);
-                FN(ls_pair)(&b1, w[2 * r + 1] + 2 * p);
-                q[r] = g[2 * r] * b0 + g[2 * r + 1] * b1;
-            }
+            for (int r = 0; r < LS_ROWS / 2; ++r)
+                q[r] = g[2 * r] * FN(ls_pair)(w[2 * r] + 2 * p)
+                       + g[2 * r + 1] * FN(ls_pair)(w[2 * r + 1] + 2 * p);
             FN(ls_add_pairs)(s + p * LS_NB, q);
         }
         if (odd) {
