@@ -61,21 +61,21 @@ ptrdiff_t fc_linear_backward_workspace(ptrdiff_t N, ptrdiff_t IN, ptrdiff_t OUT)
 #define FN(name) name##_f32
 #define SMALL(name) FC_SIMD_PICK(name, f32)
 #define GEMM fc_gemm_f32
-#define LINEAR_PAIR_N 1
+#define LINEAR_HAS_PAIRS 1
 #include "linear_impl.h"
 #undef REAL
 #undef FN
 #undef SMALL
 #undef GEMM
-#undef LINEAR_PAIR_N
+#undef LINEAR_HAS_PAIRS
 
 #define REAL double
 #define FN(name) name##_f64
 #define SMALL(name) FC_SIMD_PICK(name, f64)
 #define GEMM fc_gemm_f64
-#define LINEAR_PAIR_N 0
+#define LINEAR_HAS_PAIRS 0
 #include "linear_impl.h"
-#undef LINEAR_PAIR_N
+#undef LINEAR_HAS_PAIRS
 #undef REAL
 #undef FN
 #undef SMALL

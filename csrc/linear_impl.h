@@ -1,11 +1,11 @@
 /* linear_impl.h: type-generic body of the fully connected (Affine) kernels, included by linear.c
- * once per dtype with REAL, FN(name), GEMM and LINEAR_PAIR_N (1: the small-batch kernels' pair
- * forms exist, for the batches ls_use_pairs takes; 0: none) defined. y = x W^T + b, as
+ * once per dtype with REAL, FN(name), GEMM and LINEAR_HAS_PAIRS (1: the small-batch kernels'
+ * pair forms exist, for the batches ls_use_pairs takes; 0: none) defined. y = x W^T + b, as
  * PyTorch's Linear.
  * Every output block belongs to one thread (no reduction across threads), and BLAS runs on one
  * thread inside our region: fastcnn, not NumPy's BLAS pool, owns the cores during training. */
 
-#if LINEAR_PAIR_N
+#if LINEAR_HAS_PAIRS
 #define LS_PAIRS(small, N) ((small) && SMALL(ls_use_pairs)(N))
 #else
 #define LS_PAIRS(small, N) 0
@@ -27,7 +27,7 @@ void FN(fc_linear_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         ptrdiff_t o0, o1, i0, i1;
-#if LINEAR_PAIR_N
+#if LINEAR_HAS_PAIRS
         if (pairs) {   /* as below, two columns of x per vector */
             fc_split((IN + 1) / 2, fc_thread_id(), fc_thread_count(), 1, &i0, &i1);
             SMALL(ls_pair_transpose)(workspace, x, N, IN, i0, i1);
@@ -40,7 +40,7 @@ void FN(fc_linear_forward)(REAL *y, REAL *workspace, const REAL *x, const REAL *
 #pragma omp barrier
         }
         fc_split(OUT, fc_thread_id(), fc_thread_count(), LINEAR_ALIGN, &o0, &o1);
-#if LINEAR_PAIR_N
+#if LINEAR_HAS_PAIRS
         if (o1 > o0 && pairs) {
             SMALL(ls_pair_forward)(y, workspace, weight, bias, N, IN, OUT, o0, o1);
         } else
@@ -83,7 +83,7 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
         ptrdiff_t o0, o1, i0, i1;
         if (small_dx) {   /* every thread's dx columns read all of dy^T */
             fc_split(OUT, tid, nth, 1, &o0, &o1);
-#if LINEAR_PAIR_N
+#if LINEAR_HAS_PAIRS
             if (pairs)
                 SMALL(ls_pair_spread)(dyt, dy, N, OUT, o0, o1);
             else
@@ -114,7 +114,7 @@ void FN(fc_linear_backward)(REAL *dx, REAL *dweight, REAL *dbias, REAL *workspac
         }
         if (dx && N > 0) {
             fc_split(IN, tid, nth, LINEAR_ALIGN, &i0, &i1);
-#if LINEAR_PAIR_N
+#if LINEAR_HAS_PAIRS
             if (i1 > i0 && pairs)   /* i0: a multiple of LINEAR_ALIGN, even */
                 SMALL(ls_pair_backward_data)(dx, dxt, dyt, weight, N, IN, OUT, i0, i1);
             else
