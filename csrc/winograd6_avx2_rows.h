@@ -12,9 +12,10 @@
  * The planes written have WG6_SLACK elements past the block's tiles: stores are whole vectors,
  * the lanes past a segment being tiles of later segments, written after it (AVX2's masked store,
  * vmaskmovps, cost 9% of the input transform on Zen 4 where it took the block's last segments).
- * In AVX2 the scatters back (output rows, dx rows) stay scalar: in this form they measured
- * slower (DeepConvNet's 16->32 on 14x14, float, 1 thread: forward 1.36 -> 1.46 ms with the
- * output scatter, backward 3.05 -> 3.21 with the dx overlap-add). */
+ * The scatters back (output rows, dx rows) keep their scalar forms on rows of more than 4 tiles
+ * (GCC vectorises those loops itself there; a run-of-8 form of them measured slower, DeepConvNet's
+ * 16->32 on 14x14, 1 thread: forward 1.36 -> 1.46 ms); maps of at most 4 tiles a row take
+ * wg6_segment_scatter_avx2 and wg6_segment_add_avx2 below. */
 
 /* the 4x4 transpose inside each 128-bit half: q[j] = [tile j | tile j + 4] -> column k */
 #define WG6A_TRANSPOSE(o, q)                                                                  \
@@ -182,6 +183,140 @@ static void FN(wg6_row_gather8_avx2)(REAL *restrict z, ptrdiff_t Tb, FN(wg6a_hal
         for (int k = 0; k < 4; ++k) _mm256_storeu_ps(z + (4 * i + k) * Tb, col[k]);
     }
 }
+
+/* The scatters back on maps of at most 4 tiles a row (at most 16 wide: 14x14, 13x13, 8x8, 7x7),
+ * a whole segment's rows per call. Row by row, a scatter of 14 cells spent more on its loop
+ * (in the caller's registers: spills, per-row set-up) than on its cells: as their scalar loops,
+ * or as a vectorised row function called per row, DeepConvNet's 16->32 on 14x14 measured the
+ * same or slower; per segment, out of line, the forward and the backward each take 0.94-0.95
+ * of their time (AVX2, 1 and 2 threads; AlexNet's 13x13 and 7x7 layers: no change). A tile's 4 cells of a row are one 128-bit vector, made by
+ * the 4x4 transpose of the tiles' planes (the gathers' in reverse). Cells outside a segment's
+ * span are never stored (neighbouring segments may be other threads'): the last cells of a
+ * row by 8- and 4-byte stores (a masked store, vmaskmovps, is slow on AMD). */
+
+/* the 4x4 transpose of 128-bit vectors: q[k] = cell k of tiles 0..3 -> o[t] = tile t's cells */
+#define WG6A_TRANSPOSE4(o, q)                                                                 \
+    do {                                                                                      \
+        const __m128 t0_ = _mm_unpacklo_ps(q[0], q[1]), t1_ = _mm_unpackhi_ps(q[0], q[1]);    \
+        const __m128 t2_ = _mm_unpacklo_ps(q[2], q[3]), t3_ = _mm_unpackhi_ps(q[2], q[3]);    \
+        o[0] = _mm_movelh_ps(t0_, t2_);                                                       \
+        o[1] = _mm_movehl_ps(t2_, t0_);                                                       \
+        o[2] = _mm_movelh_ps(t1_, t3_);                                                       \
+        o[3] = _mm_movehl_ps(t3_, t1_);                                                       \
+    } while (0)
+
+/* the maskload mask of the first n (0..4) of 4 lanes */
+static inline __m128i FN(wg6a_first)(ptrdiff_t n)
+{
+    return _mm_cmpgt_epi32(_mm_set1_epi32((int)n), _mm_setr_epi32(0, 1, 2, 3));
+}
+
+/* p[l] = v[l] for l < n (n <= 4), element stores for a part */
+static inline void FN(wg6a_store_first)(float *p, __m128 v, ptrdiff_t n)
+{
+    if (n == 4) {
+        _mm_storeu_ps(p, v);
+        return;
+    }
+    if (n & 2) {
+        _mm_storel_pi((__m64 *)p, v);
+        if (n & 1) _mm_store_ss(p + 2, _mm_movehl_ps(v, v));
+    } else if (n & 1) {
+        _mm_store_ss(p, v);
+    }
+}
+
+/* The row scatter of a whole segment of at most 4 tiles (maps at most 16 wide), its `rows`
+ * output rows (OW apart) at once: dst0[i*OW + 4j + k] = z[(4i + k)*Tb + j], cnt cells a row */
+static __attribute__((noinline)) void
+FN(wg6_segment_scatter_avx2)(REAL *restrict dst0, ptrdiff_t OW, int rows,
+                             const REAL *restrict z, ptrdiff_t Tb, ptrdiff_t len, ptrdiff_t cnt)
+{
+    const __m128i m = FN(wg6a_first)(len);
+    const ptrdiff_t full = cnt / 4, rest = cnt - 4 * full;
+    for (int i = 0; i < rows; ++i) {
+        __m128 q[4], o[4];
+        const REAL *zi = z + 4 * i * Tb;
+        REAL *dst = dst0 + i * OW;
+        if (len == 4)
+            for (int k = 0; k < 4; ++k) q[k] = _mm_loadu_ps(zi + k * Tb);
+        else
+            for (int k = 0; k < 4; ++k) q[k] = _mm_maskload_ps(zi + k * Tb, m);
+        WG6A_TRANSPOSE4(o, q);
+        for (ptrdiff_t t = 0; t < full; ++t) _mm_storeu_ps(dst + 4 * t, o[t]);
+        if (rest) FN(wg6a_store_first)(dst + 4 * full, o[full], rest);
+    }
+}
+
+/* wg6_scatter_block's dx overlap-add for a whole segment of at most 4 tiles (maps at most 16
+ * wide), its 6 input rows at once: the rows ih0 + r inside [0, H) of the plane xc (H, W) get
+ * row_add's sums from the planes z + r*6*Tb */
+static __attribute__((noinline)) void
+FN(wg6_segment_add_avx2)(REAL *restrict xc, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ih0,
+                         ptrdiff_t iw0, const REAL *restrict z, ptrdiff_t Tb, ptrdiff_t len)
+{
+    const __m128i m = FN(wg6a_first)(len);
+    const __m128 zero = _mm_setzero_ps();
+    /* one padding column and the segment a whole tile row (its span covers the row): the row's
+     * cells in aligned vectors, each from two of v (palignr) */
+    const int whole_row = iw0 == -1 && W <= 16 && iw0 + 4 * len + 2 >= W;
+    /* vector t (cells iw0 + 4t ..): its cells [c0[t], c1[t]) inside the row and the span */
+    const ptrdiff_t hi = W < iw0 + 4 * len + 2 ? W : iw0 + 4 * len + 2;
+    ptrdiff_t c0[5], c1[5];
+    for (ptrdiff_t t = 0; t <= len; ++t) {
+        const ptrdiff_t p = iw0 + 4 * t;
+        c0[t] = p < 0 ? -p : 0;
+        c1[t] = hi - p < 0 ? 0 : hi - p > 4 ? 4 : hi - p;
+    }
+    for (int r = 0; r < 6; ++r) {
+        const ptrdiff_t ih = ih0 + r;
+        if (ih < 0 || ih >= H) continue;
+        REAL *row = xc + ih * W;
+        const REAL *zr = z + r * 6 * Tb;
+        __m128 q[4], a[4], v[5];
+        for (int k = 0; k < 4; ++k)
+            q[k] = len == 4 ? _mm_loadu_ps(zr + k * Tb) : _mm_maskload_ps(zr + k * Tb, m);
+        WG6A_TRANSPOSE4(a, q);
+        const __m128 z4 = len == 4 ? _mm_loadu_ps(zr + 4 * Tb) : _mm_maskload_ps(zr + 4 * Tb, m);
+        const __m128 z5 = len == 4 ? _mm_loadu_ps(zr + 5 * Tb) : _mm_maskload_ps(zr + 5 * Tb, m);
+        const __m128 l45 = _mm_unpacklo_ps(z4, z5), h45 = _mm_unpackhi_ps(z4, z5);
+        /* v[t] = tile t's columns 0-3 + tile t - 1's columns 4, 5 (a tile past len: zeros) */
+        v[0] = a[0];
+        v[1] = _mm_add_ps(a[1], _mm_movelh_ps(l45, zero));
+        v[2] = _mm_add_ps(a[2], _mm_movehl_ps(zero, l45));
+        v[3] = _mm_add_ps(a[3], _mm_movelh_ps(h45, zero));
+        v[4] = _mm_movehl_ps(zero, h45);
+        if (whole_row) {
+            /* cells 4s .. 4s + 3 of the row: v[s]'s lanes 1-3 and v[s + 1]'s lane 0 */
+            ptrdiff_t s4 = 0;
+            for (int s = 0; s4 + 4 <= W; ++s, s4 += 4) {
+                const __m128 u = _mm_castsi128_ps(_mm_alignr_epi8(
+                    _mm_castps_si128(v[s + 1]), _mm_castps_si128(v[s]), 4));
+                _mm_storeu_ps(row + s4, _mm_add_ps(_mm_loadu_ps(row + s4), u));
+            }
+            if (s4 < W) {
+                const int s = (int)(s4 / 4);
+                const __m128 u = _mm_castsi128_ps(_mm_alignr_epi8(
+                    _mm_castps_si128(v[s + 1]), _mm_castps_si128(v[s]), 4));
+                const __m128i tail = FN(wg6a_first)(W - s4);
+                FN(wg6a_store_first)(row + s4, _mm_add_ps(_mm_maskload_ps(row + s4, tail), u),
+                                     W - s4);
+            }
+            continue;
+        }
+        for (ptrdiff_t t = 0; t <= len; ++t) {
+            const ptrdiff_t p = iw0 + 4 * t;   /* may be negative: cells from c0[t] on exist */
+            if (c0[t] == 0 && c1[t] == 4) {
+                _mm_storeu_ps(row + p, _mm_add_ps(_mm_loadu_ps(row + p), v[t]));
+            } else {
+                float part[4];
+                _mm_storeu_ps(part, v[t]);
+                for (ptrdiff_t l = c0[t]; l < c1[t]; ++l) row[p + l] += part[l];
+            }
+        }
+    }
+}
+#undef WG6A_TRANSPOSE4
 #endif
 
 #undef WG6A_TRANSPOSE

@@ -939,6 +939,14 @@ static void FN(wg6_output_block)(REAL *restrict y, REAL *restrict rb, const REAL
             ptrdiff_t full = (OW - ow0) / WG_M;
             if (full > len) full = len;
             const ptrdiff_t rest = full < len ? OW - ow0 - WG_M * full : 0;
+#if WG6_ROWS8 && defined(FC_ISA_AVX2)
+            if (len <= 4) {
+                FN(wg6_segment_scatter_avx2)(
+                    y + ((n * OC + oc) * OH + WG_M * ti) * OW + ow0, OW,
+                    OH - WG_M * ti < WG_M ? (int)(OH - WG_M * ti) : WG_M, o + q, Tb, len,
+                    WG_M * full + rest);
+            } else
+#endif
             for (int i = 0; i < WG_M && WG_M * ti + i < OH; ++i) {
                 REAL *dst = y + ((n * OC + oc) * OH + WG_M * ti + i) * OW + ow0;
                 const REAL *z = o + (i * WG_M) * Tb + q;
@@ -1093,6 +1101,11 @@ static void FN(wg6_scatter_block)(REAL *restrict dx, REAL *restrict rb, const RE
         WG_SEGMENTS(b0, b1, TH, TW, {
             const ptrdiff_t q = t - b0, ih0 = WG_M * ti - PH, iw0 = WG_M * tj0 - PW;
             REAL *xc = dx + (n * C + c) * H * W;
+#if WG6_ROWS8 && defined(FC_ISA_AVX2)
+            if (len <= 4) {
+                FN(wg6_segment_add_avx2)(xc, H, W, ih0, iw0, Z + q, Tb, len);
+            } else
+#endif
             for (int r = 0; r < 6; ++r) {
                 const ptrdiff_t ih = ih0 + r;
                 if (ih < 0 || ih >= H) continue;

@@ -235,13 +235,17 @@ def test_winograd4_row_gathers_every_width(simd, dtype, rng):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_winograd4_blocks_cut_tile_rows(simd, dtype, threads, rng):
-    """Blocks of tiles that end inside a tile row (32 -> 32 channels: 48-tile blocks, csrc's
-    wg6_block; 38-wide images, 20 tiles each, 10 a row): the row gathers' whole-vector stores
-    past a segment's last tile land in the planes' slack or in later segments' places, never in
-    earlier ones. Against im2col (the loop oracle takes seconds on this shape; im2col is held to
-    it above)."""
-    x, w, b, padding = _inputs(rng, ((7, 32, 5, 38), 32, 1), dtype)
+@pytest.mark.parametrize("case", [((7, 32, 5, 38), 32, 1), ((9, 16, 12, 11), 32, 1)],
+                         ids=["wide", "narrow"])
+def test_winograd4_blocks_cut_tile_rows(simd, dtype, threads, case, rng):
+    """Blocks of tiles that end inside a tile row (csrc's wg6_block: 32 -> 32 channels take
+    48-tile blocks, 16 -> 32 64-tile ones). Wide: 38-wide images, 20 tiles each, 10 a row: the
+    row gathers' whole-vector stores past a segment's last tile land in the planes' slack or in
+    later segments' places, never in earlier ones. Narrow: 12x11 images, 9 tiles each, 3 a row
+    (blocks cut rows after 1 and 2 tiles): the AVX2 scatters of whole segments of a narrow map
+    (csrc/winograd6_avx2_rows.h) on segments that are not a whole row. Against im2col (the loop
+    oracle takes seconds on these shapes; im2col is held to it above)."""
+    x, w, b, padding = _inputs(rng, case, dtype)
     with num_threads(threads):
         y = F.conv2d(x, w, b, padding=padding, algorithm="winograd4")
         dy = randn(rng, y.shape, dtype)
