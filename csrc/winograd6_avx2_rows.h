@@ -184,15 +184,16 @@ static void FN(wg6_row_gather8_avx2)(REAL *restrict z, ptrdiff_t Tb, FN(wg6a_hal
     }
 }
 
-/* The scatters back on maps of at most 4 tiles a row (at most 16 wide: 14x14, 13x13, 8x8, 7x7),
- * a whole segment's rows per call. Row by row, a scatter of 14 cells spent more on its loop
- * (in the caller's registers: spills, per-row set-up) than on its cells: as their scalar loops,
- * or as a vectorised row function called per row, DeepConvNet's 16->32 on 14x14 measured the
- * same or slower; per segment, out of line, the forward and the backward each take 0.94-0.95
- * of their time (AVX2, 1 and 2 threads; AlexNet's 13x13 and 7x7 layers: no change). A tile's 4 cells of a row are one 128-bit vector, made by
- * the 4x4 transpose of the tiles' planes (the gathers' in reverse). Cells outside a segment's
- * span are never stored (neighbouring segments may be other threads'): the last cells of a
- * row by 8- and 4-byte stores (a masked store, vmaskmovps, is slow on AMD). */
+/* The scatters back on maps of at most 4 tiles a row (at most 16 wide: 14x14, 13x13, 8x8,
+ * 7x7), a whole segment's rows per call. Row by row, a scatter of 14 cells spent more on its
+ * loop (in the caller's registers: spills, per-row set-up) than on its cells: as their scalar
+ * loops, or as a vectorised row function called per row, DeepConvNet's 16->32 on 14x14
+ * measured the same or slower; per segment, out of line, the forward and the backward each
+ * take 0.94-0.95 of their time (AVX2, 1 and 2 threads; AlexNet's 13x13 and 7x7 layers: no
+ * change). A tile's 4 cells of a row are one 128-bit vector, made by the 4x4 transpose of the
+ * tiles' planes (the gathers' in reverse). Cells outside a segment's span are never stored
+ * (neighbouring segments may be other threads'): the last cells of a row go by 8- and 4-byte
+ * stores (a masked store, vmaskmovps, is slow on AMD). */
 
 /* the 4x4 transpose of 128-bit vectors: q[k] = cell k of tiles 0..3 -> o[t] = tile t's cells */
 #define WG6A_TRANSPOSE4(o, q)                                                                 \
