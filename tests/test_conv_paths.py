@@ -242,9 +242,10 @@ def test_winograd4_blocks_cut_tile_rows(simd, dtype, threads, case, rng):
     48-tile blocks, 16 -> 32 64-tile ones). Wide: 38-wide images, 20 tiles each, 10 a row: the
     row gathers' whole-vector stores past a segment's last tile land in the planes' slack or in
     later segments' places, never in earlier ones. Narrow: 12x11 images, 9 tiles each, 3 a row
-    (blocks cut rows after 1 and 2 tiles): the AVX2 scatters of whole segments of a narrow map
-    (csrc/winograd6_avx2_rows.h) on segments that are not a whole row. Against im2col (the loop
-    oracle takes seconds on these shapes; im2col is held to it above)."""
+    (at 1 thread the first block ends 1 tile into a row, leaving segments of 1 and 2 tiles): the
+    AVX2 scatters of whole segments of a narrow map (csrc/winograd6_avx2_rows.h) on segments
+    that are not a whole row. Against im2col (the loop oracle takes seconds on these shapes;
+    im2col is held to it above)."""
     x, w, b, padding = _inputs(rng, case, dtype)
     with num_threads(threads):
         y = F.conv2d(x, w, b, padding=padding, algorithm="winograd4")
