@@ -41,8 +41,8 @@ static inline __m128i FN(wg6a_cells)(ptrdiff_t a, ptrdiff_t W)
 /* Half a run: up to 4 tiles of one tile row, from `row0`, the integer address of its first cell
  * in its plane's first row (that cell may be padding: the address may lie outside the plane;
  * the gathers step rows by the plane's width); its first row `ih0` (negative: padding) and
- * column `iw0`. A run is two halves, tiles 0-3 and 4-7 of its lanes: where a tile row has 8 tiles, the
- * two halves of 8 of them; on maps of 4 tiles a row (14x14, 13x13), two rows. */
+ * column `iw0`. A run is two halves, tiles 0-3 and 4-7 of its lanes: where a tile row has 8
+ * tiles, the two halves of 8 of them; on maps of 4 tiles a row (14x14, 13x13), two rows. */
 typedef struct {   /* 16 bytes: passed by value in two registers, never through memory */
     uintptr_t row0;
     int32_t ih0, iw0;
