@@ -180,8 +180,9 @@ def test_avg_nan_and_inf_propagate(backend, dtype, rng):
 # The extra 3x3 shapes reach the chunked 3x3 row kernels: rows of 1, 15, 16, 17, 65 and 75
 # outputs (chunks of 64 padded to whole vectors), stride 1 and 2, a padded one; unpadded 3x3/2
 # runs in AVX-512 float on whole planes read in place, 16 outputs a pass under masks (two rows
-# a pass up to 7 outputs a row), 8 in AVX2: also AlexNet's planes (7, 13, 15, 32 and 55 wide:
-# 3, 6, 7, 15 and 27 outputs, the last input row and column unused on even sizes).
+# a pass up to 7 outputs a row), 8 in AVX2; double 8 in AVX-512 (two rows a pass up to 3), 4 in
+# AVX2: also AlexNet's planes (7, 13, 15, 32 and 55 wide: 3, 6, 7, 15 and 27 outputs, the last
+# input row and column unused on even sizes).
 SIMD_CASES = CASES + [
     ((2, 3, 9, 33), 3, 2, 0),      # 16 outputs a row: exactly one AVX-512 vector
     ((1, 2, 7, 35), 3, 2, 0),      # 17: one vector and one lane
@@ -194,6 +195,9 @@ SIMD_CASES = CASES + [
     ((2, 2, 13, 13), 3, 2, 0),     # 6
     ((2, 3, 15, 15), 3, 2, 0),     # 7, and 7 rows: the last one alone
     ((2, 2, 5, 6), 3, 2, 0),       # 2
+    ((2, 3, 9, 9), 3, 2, 0),       # 4: one AVX2 double vector, the first double row alone
+    ((1, 2, 11, 11), 3, 2, 0),     # 5
+    ((2, 2, 7, 17), 3, 2, 0),      # 8: one AVX-512 double vector
     ((1, 2, 32, 32), 3, 2, 0),     # 15, even size
     ((1, 2, 12, 55), 3, 2, 0),     # 27: a full pass and a partial one
     ((2, 3, 24, 24), 2, 2, 0),     # 2x2/2, 12 outputs a row: the per-row kernel (a multiple of 4)
