@@ -195,7 +195,7 @@ SIMD_CASES = CASES + [
     ((2, 2, 13, 13), 3, 2, 0),     # 6
     ((2, 3, 15, 15), 3, 2, 0),     # 7, and 7 rows: the last one alone
     ((2, 2, 5, 6), 3, 2, 0),       # 2
-    ((2, 3, 9, 9), 3, 2, 0),       # 4: one AVX2 double vector, the first double row alone
+    ((2, 3, 9, 9), 3, 2, 0),       # 4: one AVX2 double vector; AVX-512 double's one row a pass
     ((1, 2, 11, 11), 3, 2, 0),     # 5
     ((2, 2, 7, 17), 3, 2, 0),      # 8: one AVX-512 double vector
     ((1, 2, 32, 32), 3, 2, 0),     # 15, even size
